@@ -1,0 +1,31 @@
+"""Serve an ASGI or WSGI application on asyncio (or uvloop: install it before running)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, Optional
+
+from ..config import Config
+from ..utils import wrap_app
+from .run import worker_serve
+
+
+async def serve(
+    app: Any,
+    config: Config,
+    *,
+    shutdown_trigger: Optional[Callable[..., Awaitable[Any]]] = None,
+    mode: Optional[Literal["asgi", "wsgi"]] = None,
+) -> None:
+    """Serve ``app`` with ``config`` until ``shutdown_trigger`` returns.
+
+    Without a trigger the server shuts down gracefully on SIGINT or SIGTERM (when running in
+    the main thread). ``mode`` forces "asgi" or "wsgi" instead of detecting it. ``workers``
+    and ``worker_class`` do not apply here: the caller owns the event loop.
+    """
+    await worker_serve(
+        wrap_app(app, config.wsgi_max_body_size, mode), config, shutdown_trigger=shutdown_trigger
+    )
+
+
+__all__ = ["serve"]

@@ -1,0 +1,129 @@
+"""``worker_serve``: one asyncio worker serving until its shutdown trigger fires.
+
+Shutdown sequence: stop accepting; close idle keep-alive connections and ask busy ones to
+close after their response; wait up to ``graceful_timeout`` for connections and application
+tasks; cancel what is left; run lifespan shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Optional
+
+from ..config import Sockets
+from ..utils import repr_socket_addr
+from .lifespan import Lifespan
+from .tcp_server import TCPServer
+from .worker_context import WorkerContext
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..typing import AppWrapper
+
+
+def bound_urls(sockets: Sockets) -> list[str]:
+    """``http://host:port`` (or ``https``, ``unix:``) for every listening socket."""
+    urls = []
+    for scheme, group in (("https", sockets.secure_sockets), ("http", sockets.insecure_sockets)):
+        for sock in group:
+            address = repr_socket_addr(sock.family, sock.getsockname())
+            urls.append(f"{scheme}://{address}" if sock.family != socket.AF_UNIX
+                        else f"{scheme}+{address}")
+    return urls
+
+
+async def _signal_trigger(loop: asyncio.AbstractEventLoop) -> None:
+    """Wait for SIGINT or SIGTERM (when this is the main thread; else wait forever)."""
+    event = asyncio.Event()
+    installed = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, event.set)
+            installed.append(signum)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+    try:
+        await event.wait()
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+
+
+async def worker_serve(
+    app: AppWrapper,
+    config: Config,
+    *,
+    sockets: Optional[Sockets] = None,
+    shutdown_trigger: Optional[Callable[..., Awaitable[Any]]] = None,
+    on_started: Optional[Callable[[list[str]], None]] = None,
+) -> None:
+    """Serve ``app`` until ``shutdown_trigger`` returns (SIGINT/SIGTERM when it is None).
+
+    ``sockets`` are pre-bound listeners (bound from ``config`` when omitted); ``on_started``
+    is called with the bound URLs once the server accepts connections.
+    """
+    loop = asyncio.get_running_loop()
+    if config.debug:
+        loop.set_debug(True)
+    context = WorkerContext(config)
+    lifespan = Lifespan(app, config, context.lifespan_state)
+    lifespan.start()
+    try:
+        await lifespan.wait_for_startup()
+    except BaseException:
+        await lifespan.aclose()
+        raise
+
+    owns_sockets = sockets is None
+    if sockets is None:
+        sockets = config.create_sockets()
+    ssl_context = config.create_ssl_context()
+    servers: list[asyncio.Server] = []
+
+    def factory() -> TCPServer:
+        return TCPServer(app, config, context)
+
+    try:
+        for sock in sockets.secure_sockets:
+            servers.append(await loop.create_server(
+                factory, sock=sock, backlog=config.backlog, ssl=ssl_context,
+                ssl_handshake_timeout=config.ssl_handshake_timeout,
+            ))
+        for sock in sockets.insecure_sockets:
+            servers.append(await loop.create_server(factory, sock=sock, backlog=config.backlog))
+        urls = bound_urls(sockets)
+        for url in urls:
+            await config.log.info("Running on %s (CTRL + C to quit)", url)
+        if on_started is not None:
+            on_started(urls)
+
+        await (shutdown_trigger() if shutdown_trigger is not None else _signal_trigger(loop))
+    finally:
+        context.shutting_down = True
+        for server in servers:
+            server.close()
+        for connection in list(context.connections):
+            connection.begin_shutdown()
+        try:
+            await asyncio.wait_for(asyncio.shield(context.wait_idle()), config.graceful_timeout)
+        except asyncio.TimeoutError:
+            await config.log.warning(
+                "graceful_timeout (%ss) passed with %d connection(s) open; closing them",
+                config.graceful_timeout, len(context.connections),
+            )
+        except asyncio.CancelledError:
+            pass
+        for connection in list(context.connections):
+            connection.abort()
+        for task in list(context.tasks):
+            task.cancel()
+        if context.tasks:
+            await asyncio.wait(list(context.tasks), timeout=1.0)
+        context.close()
+        if owns_sockets:
+            for sock in [*sockets.secure_sockets, *sockets.insecure_sockets]:
+                sock.close()
+        await lifespan.wait_for_shutdown()

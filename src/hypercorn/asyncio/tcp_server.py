@@ -1,0 +1,235 @@
+"""The asyncio connection driver: moves bytes between a transport and the protocol core,
+runs the application for each stream, and keeps the core's timer.
+
+It is an ``asyncio.Protocol`` (callbacks, not a task per connection) because that is the
+fastest way to drive asyncio and uvloop; everything protocol-specific lives in
+``hypercorn.protocol``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from functools import partial
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from ..protocol import ConnectionInfo
+from ..protocol.h11 import H11Connection
+from ..utils import parse_socket_addr
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..protocol.http_stream import HTTPStream
+    from ..typing import AppWrapper
+    from .worker_context import WorkerContext
+
+_TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+
+
+def tls_extension(ssl_object: ssl.SSLObject) -> dict[object, object]:
+    """The ASGI ``tls`` scope extension for an established TLS connection."""
+    chain: list[str] = []
+    der = ssl_object.getpeercert(binary_form=True)
+    if der:
+        chain.append(ssl.DER_cert_to_PEM_cert(der))
+    cipher = ssl_object.cipher()
+    return {
+        "server_cert": None,
+        "client_cert_chain": chain,
+        "client_cert_name": None,
+        "client_cert_error": None,
+        "tls_version": _TLS_VERSIONS.get(ssl_object.version() or ""),
+        "cipher_suite": None,
+        "cipher_name": cipher[0] if cipher else None,
+    }
+
+
+def connection_info(transport: asyncio.BaseTransport, state: dict[str, Any]) -> ConnectionInfo:
+    sock = transport.get_extra_info("socket")
+    family = sock.family if sock is not None else None
+    peer = transport.get_extra_info("peername")
+    local = transport.get_extra_info("sockname")
+    client = parse_socket_addr(family, peer) if family is not None else None
+    server: Optional[tuple[str, Optional[int]]] = (
+        parse_socket_addr(family, local) if family is not None else None
+    )
+    if server is None and isinstance(local, str):
+        server = (local, None)
+    ssl_object = transport.get_extra_info("ssl_object")
+    if ssl_object is not None:
+        return ConnectionInfo(client, server, "https", tls_extension(ssl_object), state)
+    return ConnectionInfo(client, server, "http", None, state)
+
+
+class TCPServer(asyncio.Protocol):
+    """One client connection."""
+
+    def __init__(self, app: AppWrapper, config: Config, context: WorkerContext) -> None:
+        self.app = app
+        self.config = config
+        self.context = context
+        self.loop = asyncio.get_running_loop()
+        self.transport: Optional[asyncio.Transport] = None
+        self.core: Any = None
+        self._can_write = asyncio.Event()
+        self._can_write.set()
+        self._reading = True
+        self._closing = False
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._deadline: Optional[float] = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ---------------------------------------------------------------- asyncio callbacks
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        info = connection_info(transport, self.context.lifespan_state)
+        self.core = H11Connection(self.config, info, self.loop.time())
+        self.context.connections.add(self)
+        if self.context.shutting_down:
+            self.core.begin_shutdown()
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        self.core.receive_data(data, self.loop.time())
+        self._flush()
+
+    def eof_received(self) -> bool:
+        self.core.receive_data(b"", self.loop.time())
+        self._flush()
+        return True  # keep the transport open to finish a response; _flush closes it
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        self._closing = True
+        self._can_write.set()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.core is not None:
+            self.core.connection_lost()
+        self.context.remove_connection(self)
+
+    def pause_writing(self) -> None:
+        self._can_write.clear()
+
+    def resume_writing(self) -> None:
+        self._can_write.set()
+
+    # ---------------------------------------------------------------- shutdown
+    def begin_shutdown(self) -> None:
+        if self.core is not None and not self._closing:
+            self.core.begin_shutdown()
+            self._flush()
+
+    def abort(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self.transport is not None:
+            self.transport.abort()
+
+    # ---------------------------------------------------------------- core plumbing
+    def _flush(self) -> None:
+        """Act on everything the core produced: write, start apps, close, pause, time."""
+        core = self.core
+        transport = self.transport
+        if transport is None or self._closing:
+            return
+        data = core.data_to_send()
+        if data:
+            transport.write(data)
+        for stream in core.pop_new_streams():
+            self._start_app(stream)
+        if core.closed:
+            self._closing = True
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            transport.close()
+            return
+        if core.wants_read:
+            if not self._reading:
+                self._reading = True
+                transport.resume_reading()
+        elif self._reading:
+            self._reading = False
+            transport.pause_reading()
+        deadline = core.next_deadline(self.loop.time())
+        if deadline != self._deadline or (deadline is not None and self._timer is None):
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._deadline = deadline
+            if deadline is not None:
+                self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self.core is not None and not self._closing:
+            self.core.handle_timer(self.loop.time())
+            self._flush()
+
+    # ---------------------------------------------------------------- the application
+    def _start_app(self, stream: HTTPStream) -> None:
+        task = self.loop.create_task(self._run_app(stream))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        self.context.add_task(task)
+
+    async def _run_app(self, stream: HTTPStream) -> None:
+        loop = self.loop
+        waiter: Optional[asyncio.Future[None]] = None
+
+        def wake() -> None:
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+        stream.on_wake = wake
+
+        async def receive() -> Any:
+            nonlocal waiter
+            while True:
+                message = stream.app_receive_nowait()
+                self._flush()
+                if message is not None:
+                    return message
+                waiter = loop.create_future()
+                try:
+                    await waiter
+                finally:
+                    waiter = None
+
+        async def send(message: Any) -> None:
+            stream.app_send(message)
+            self._flush()
+            if not self._can_write.is_set():
+                await self._can_write.wait()
+
+        log = self.config.log
+        try:
+            await self.app(stream.scope, receive, send, self._sync_spawn, self._call_soon)
+        except asyncio.CancelledError:
+            stream.app_failed()
+            self._flush()
+            raise
+        except Exception:
+            if not stream.disconnected:
+                await log.exception("Error in ASGI Framework")
+            stream.app_failed()
+            self._flush()
+        else:
+            if not stream.app_finished():
+                await log.error("ASGI callable returned without completing the response")
+                self._flush()
+        finally:
+            stream.on_wake = None
+            response = None
+            if stream.status is not None:
+                response = {"status": stream.status, "headers": stream.response_headers,
+                            "bytes": stream.bytes_sent}
+            await log.access(stream.scope, response, loop.time() - stream.start_time)
+
+    async def _sync_spawn(self, func: Callable[..., Any], *args: Any) -> Any:
+        return await self.loop.run_in_executor(self.context.executor, partial(func, *args))
+
+    def _call_soon(self, func: Callable[..., Any], *args: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(func(*args), self.loop).result()

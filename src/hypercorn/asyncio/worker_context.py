@@ -1,0 +1,59 @@
+"""State shared by every connection of one asyncio worker."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from .tcp_server import TCPServer
+
+# WSGI applications block a thread per request; the pool bounds that concurrency.
+WSGI_THREADS = 32
+
+
+class WorkerContext:
+    """Open connections and running application tasks, for graceful shutdown."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.connections: set[TCPServer] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.lifespan_state: dict[str, Any] = {}
+        self.shutting_down = False
+        self._executor: Optional[ThreadPoolExecutor] = None
+        self._idle: Optional[asyncio.Event] = None
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(WSGI_THREADS, thread_name_prefix="hypercorn-wsgi")
+        return self._executor
+
+    def add_task(self, task: asyncio.Task[None]) -> None:
+        self.tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        self._check_idle()
+
+    def remove_connection(self, connection: TCPServer) -> None:
+        self.connections.discard(connection)
+        self._check_idle()
+
+    def _check_idle(self) -> None:
+        if self._idle is not None and not self.connections and not self.tasks:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Return once no connection is open and no application task runs."""
+        self._idle = asyncio.Event()
+        self._check_idle()
+        await self._idle.wait()
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)

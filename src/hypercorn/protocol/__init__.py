@@ -1,0 +1,63 @@
+"""The sans-IO protocol core: bytes, events and the current time in; bytes out.
+
+Nothing in this package imports asyncio, trio, socket, ssl or reads a clock; the backends in
+``hypercorn.asyncio`` and ``hypercorn.trio`` drive it. A test enforces the rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional, Protocol
+
+from .http_stream import HTTPStream
+
+
+@dataclass
+class ConnectionInfo:
+    """What a connection knows about its transport, for building ASGI scopes."""
+
+    client: Optional[tuple[str, int]]
+    server: Optional[tuple[str, Optional[int]]]
+    scheme: str = "http"  # "http" or "https"
+    tls: Optional[dict[str, Any]] = None  # the ASGI ``tls`` extension, when TLS
+    state: dict[str, Any] = field(default_factory=dict)  # lifespan state, copied per request
+
+
+class ProtocolConnection(Protocol):
+    """What a backend drives: one instance per transport connection."""
+
+    closed: bool
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        """Feed bytes read from the peer; ``b""`` means the peer closed its sending side."""
+
+    def connection_lost(self) -> None:
+        """The transport is gone: every stream is disconnected."""
+
+    def data_to_send(self) -> bytes:
+        """Take the bytes to write to the peer."""
+
+    def pop_new_streams(self) -> Sequence[HTTPStream]:
+        """Take the streams whose application call should now be started."""
+
+    def next_deadline(self, now: float) -> Optional[float]:
+        """The time at which :meth:`handle_timer` must be called, if any. The backend calls
+        this after every interaction, so idle periods that begin inside one start at ``now``."""
+
+    def handle_timer(self, now: float) -> None:
+        """Act on expired deadlines."""
+
+    def begin_shutdown(self) -> None:
+        """Stop taking new requests: close when idle, finish the ones in flight."""
+
+    @property
+    def wants_read(self) -> bool:
+        """False while the application has not consumed what was already read."""
+
+    @property
+    def idle(self) -> bool:
+        """True when no request is in flight."""
+
+
+__all__ = ["ConnectionInfo", "HTTPStream", "ProtocolConnection"]

@@ -1,0 +1,35 @@
+"""One rooted tree of protocol errors, each carrying its wire meaning."""
+
+from __future__ import annotations
+
+
+class ProtocolError(Exception):
+    """The peer broke the protocol. ``status`` is the HTTP status to answer with (when a
+    response is still possible), ``h2_code`` the HTTP/2 error code and ``ws_code`` the
+    WebSocket close code."""
+
+    status = 400
+    h2_code = 0x1  # PROTOCOL_ERROR
+    ws_code = 1002
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+
+
+class HeadersTooLarge(ProtocolError):
+    status = 431
+
+
+class MethodNotAllowed(ProtocolError):
+    status = 405
+
+
+class BodyTooLarge(ProtocolError):
+    status = 413
+    ws_code = 1009
+
+
+class RequestTimeout(ProtocolError):
+    status = 408

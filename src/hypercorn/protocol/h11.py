@@ -1,0 +1,330 @@
+"""The HTTP/1.1 adapter: h11 on the wire side, :class:`HTTPStream` on the application side.
+
+Connection states and their deadline (all times come from the caller's ``now``):
+
+    IDLE (no bytes of a request yet)       -> keep_alive_timeout, then close quietly
+    HEAD (part of a request head buffered) -> request_header_timeout, then 408 and close
+    BODY (request body still arriving)     -> request_body_timeout / read_timeout, then abort
+    RESPONDING (app running, body read)    -> no deadline
+
+Pipelined requests stay in h11's buffer until the response in flight is complete. Reading
+continues meanwhile (that is how a vanished client is noticed during a long response), but the
+connection asks not to be read from (``wants_read``) once more than ``h11_max_incomplete_size``
+bytes wait behind the current request, or while the application has not consumed the queued
+body chunks, so buffering is bounded.
+
+End of input from the client (a FIN) is a disconnect: the application's ``receive()`` returns
+``http.disconnect``, which long-poll and streaming applications rely on. A client that
+half-closes after sending its request therefore gets no response (as with Uvicorn and
+Hypercorn).
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Optional
+
+import h11
+
+from .errors import MethodNotAllowed, ProtocolError
+from .events import (
+    Body,
+    EndBody,
+    Event,
+    InformationalResponse,
+    Request,
+    Response,
+    StreamClosed,
+    Trailers,
+)
+from .http_stream import HTTPStream
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from . import ConnectionInfo
+
+_REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
+
+
+def reason_phrase(status: int) -> bytes:
+    return _REASONS.get(status, b"")
+
+
+class H11Connection:
+    """One HTTP/1.1 connection, sans-IO."""
+
+    def __init__(self, config: Config, info: ConnectionInfo, now: float) -> None:
+        self.config = config
+        self.info = info
+        self.closed = False
+        self._h11 = h11.Connection(
+            h11.SERVER, max_incomplete_event_size=config.h11_max_incomplete_size
+        )
+        self._out = bytearray()
+        self._stream: Optional[HTTPStream] = None
+        self._new_streams: list[HTTPStream] = []
+        self._requests = 0
+        self._shutting_down = False
+        self._paused = False  # h11 holds pipelined bytes until the current response ends
+        self._held_bytes = 0
+        self._chunked = False
+        self._now = now
+        self._idle_since: Optional[float] = now
+        self._idle_pending = False  # a response just completed; idle starts at the next ``now``
+        self._head_started: Optional[float] = None
+        self._last_body_data = now
+
+    # ---------------------------------------------------------------- backend interface
+    def receive_data(self, data: bytes, now: float) -> None:
+        if self.closed:
+            return
+        self._now = now
+        self._h11.receive_data(data)
+        if data:
+            self._last_body_data = now
+            if self._paused:
+                self._held_bytes += len(data)
+        self._process(now)
+
+    def connection_lost(self) -> None:
+        self.closed = True
+        if self._stream is not None:
+            self._stream.handle(StreamClosed(self._stream.stream_id))
+
+    def data_to_send(self) -> bytes:
+        data = bytes(self._out)
+        self._out.clear()
+        return data
+
+    def pop_new_streams(self) -> Sequence[HTTPStream]:
+        if not self._new_streams:
+            return ()
+        streams, self._new_streams = self._new_streams, []
+        return streams
+
+    @property
+    def wants_read(self) -> bool:
+        if self.closed or self._held_bytes > self.config.h11_max_incomplete_size:
+            return False
+        stream = self._stream
+        return stream is None or stream.queued < self.config.max_app_queue_size
+
+    @property
+    def idle(self) -> bool:
+        return self._stream is None
+
+    def next_deadline(self, now: float) -> Optional[float]:
+        if self.closed:
+            return None
+        if self._idle_pending:
+            self._idle_pending = False
+            if self._idle_since is None:
+                self._idle_since = now
+        if self._stream is None:
+            if self._head_started is not None and self.config.request_header_timeout:
+                return self._head_started + self.config.request_header_timeout
+            if self._idle_since is not None:
+                return self._idle_since + self.config.keep_alive_timeout
+            return None
+        if not self._stream.body_complete and self._h11.their_state is h11.SEND_BODY:
+            timeout = self.config.request_body_timeout or self.config.read_timeout
+            if timeout:
+                return self._last_body_data + timeout
+        return None
+
+    def handle_timer(self, now: float) -> None:
+        self._now = now
+        deadline = self.next_deadline(now)
+        if deadline is None or now < deadline:
+            return
+        if self._stream is None:
+            if self._head_started is not None:
+                self._send_error_and_close(408)
+            else:
+                self.closed = True
+        else:  # the request body stalled
+            stream = self._stream
+            stream.handle(StreamClosed(stream.stream_id))
+            if stream.state.name in ("REQUEST", "STARTED"):
+                self._send_error_and_close(408)
+            self.closed = True
+
+    def begin_shutdown(self) -> None:
+        self._shutting_down = True
+        if self._stream is None:
+            self.closed = True
+
+    # ---------------------------------------------------------------- inbound
+    def _process(self, now: float) -> None:
+        while not self.closed:
+            try:
+                event = self._h11.next_event()
+            except h11.RemoteProtocolError as error:
+                self._remote_error(error)
+                return
+            if event is h11.NEED_DATA:
+                if self._stream is None and self._h11.their_state is h11.IDLE:
+                    buffered = bool(self._h11.trailing_data[0])
+                    if buffered and self._head_started is None:
+                        self._head_started = now
+                    if self._h11.trailing_data[1]:  # EOF while idle
+                        self.closed = True
+                break
+            if event is h11.PAUSED:
+                if not self._paused:
+                    self._paused = True
+                    self._held_bytes = len(self._h11.trailing_data[0])
+                if self._h11.trailing_data[1]:  # the client closed while we were answering
+                    self._peer_closed()
+                break
+            if isinstance(event, h11.Request):
+                try:
+                    self._start_request(event, now)
+                except ProtocolError as error:
+                    self._send_error_and_close(error.status)
+                    return
+            elif isinstance(event, h11.Data):
+                if self._stream is not None:
+                    self._stream.handle(Body(self._stream.stream_id, bytes(event.data)))
+            elif isinstance(event, h11.EndOfMessage):
+                if self._stream is not None:
+                    self._stream.handle(EndBody(self._stream.stream_id))
+            elif isinstance(event, h11.ConnectionClosed):
+                self._peer_closed()
+                break
+
+    def _peer_closed(self) -> None:
+        if self._stream is not None:
+            self._stream.handle(StreamClosed(self._stream.stream_id))
+        self.closed = True
+
+    def _start_request(self, request: h11.Request, now: float) -> None:
+        headers = list(request.headers.raw_items() if self.config.h11_pass_raw_headers
+                       else request.headers)
+        method = request.method.decode("ascii")
+        seen_length = seen_chunked = False
+        for name, _ in request.headers:
+            if name == b"content-length":
+                seen_length = True
+            elif name == b"transfer-encoding":
+                seen_chunked = True
+        if seen_length and seen_chunked:
+            raise ProtocolError("both Content-Length and Transfer-Encoding present")
+        if method == "CONNECT":
+            raise MethodNotAllowed("CONNECT is not supported over HTTP/1.1")
+        target = request.target
+        if target[:1] != b"/":
+            if target == b"*" and method == "OPTIONS":
+                pass
+            elif target.startswith((b"http://", b"https://")):
+                slash = target.find(b"/", target.find(b"//") + 2)
+                target = target[slash:] if slash != -1 else b"/"
+            else:
+                raise ProtocolError("request target is not origin-form or absolute-form")
+        self._requests += 1
+        self._head_started = None
+        self._idle_since = None
+        self._last_body_data = now
+        stream = HTTPStream(
+            self.config,
+            self.info,
+            Request(
+                stream_id=self._requests,
+                headers=headers,
+                http_version=request.http_version.decode("ascii"),
+                method=method,
+                raw_path=target,
+            ),
+            self._stream_event,
+            now,
+        )
+        self._stream = stream
+        self._new_streams.append(stream)
+
+    def _remote_error(self, error: h11.RemoteProtocolError) -> None:
+        if self._stream is None and self._h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            self._send_error_and_close(error.error_status_hint)
+        else:
+            if self._stream is not None:
+                self._stream.handle(StreamClosed(self._stream.stream_id))
+            self.closed = True
+
+    def _send_error_and_close(self, status: int) -> None:
+        """Answer a request we will not hand to the application, then close."""
+        if self._h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            body = reason_phrase(status)
+            head = [b"HTTP/1.1 %d %s\r\n" % (status, reason_phrase(status))]
+            for name, value in self.config.response_headers("h11"):
+                head.append(b"%s: %s\r\n" % (name, value))
+            head.append(b"content-type: text/plain; charset=utf-8\r\n")
+            head.append(b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body))
+            self._out += b"".join(head) + body
+        self.closed = True
+
+    # ---------------------------------------------------------------- outbound
+    def _stream_event(self, event: Event) -> None:
+        if self.closed:
+            return
+        try:
+            self._send_stream_event(event)
+        except h11.LocalProtocolError:
+            # The application produced an invalid response (e.g. too much body for its
+            # Content-Length); the message cannot be completed, so the connection ends.
+            self.closed = True
+            raise
+
+    def _send_stream_event(self, event: Event) -> None:
+        h11_conn = self._h11
+        if isinstance(event, Response):
+            headers = event.headers
+            if self._shutting_down or self._requests >= self.config.keep_alive_max_requests:
+                headers = [*headers, (b"connection", b"close")]
+            self._chunked = h11_conn.their_http_version == b"1.1" and all(
+                name != b"content-length" for name, _ in headers
+            )
+            self._out += h11_conn.send(
+                h11.Response(status_code=event.status_code, headers=headers,
+                             reason=reason_phrase(event.status_code))
+            )
+        elif isinstance(event, Body):
+            self._out += h11_conn.send(h11.Data(data=event.data))
+        elif isinstance(event, Trailers):
+            # Trailers need chunked framing; with Content-Length or HTTP/1.0 they are dropped.
+            trailers = event.headers if self._chunked else []
+            self._out += h11_conn.send(h11.EndOfMessage(headers=trailers))
+            self._response_complete()
+        elif isinstance(event, EndBody):
+            if h11_conn.our_state is h11.SEND_BODY:
+                self._out += h11_conn.send(h11.EndOfMessage())
+                self._response_complete()
+        elif isinstance(event, InformationalResponse):
+            self._send_informational(event)
+        elif isinstance(event, StreamClosed):
+            self.closed = True  # abandoning a response mid-body: the only signal is closing
+
+    def _send_informational(self, event: InformationalResponse) -> None:
+        if event.status_code == 100:
+            if not self._h11.they_are_waiting_for_100_continue:
+                return
+        elif self._h11.their_http_version != b"1.1":
+            return  # HTTP/1.0 clients cannot take 1xx responses
+        self._out += self._h11.send(
+            h11.InformationalResponse(status_code=event.status_code, headers=event.headers,
+                                      reason=reason_phrase(event.status_code))
+        )
+
+    def _response_complete(self) -> None:
+        h11_conn = self._h11
+        self._stream = None
+        if h11_conn.our_state is h11.DONE and h11_conn.their_state is h11.DONE and \
+                not self._shutting_down:
+            h11_conn.start_next_cycle()
+            self._paused = False
+            self._held_bytes = 0
+            self._idle_since = None
+            self._idle_pending = True
+            # Requests pipelined behind this one are already buffered: handle them now.
+            self._process(self._now)
+        else:
+            self.closed = True

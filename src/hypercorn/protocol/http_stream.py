@@ -1,0 +1,309 @@
+"""The per-request ASGI HTTP state machine, shared by the HTTP/1.1, HTTP/2 and HTTP/3 adapters.
+
+Application messages are dispatched through ``_TRANSITIONS``, a table of every valid
+(state, message type) pair; anything else is an :class:`UnexpectedMessageError`.
+
+    REQUEST --start--> STARTED --body--> BODY --body(more_body=False)--> CLOSED
+       |                  |                      \\--(trailers expected)--> TRAILERS --trailers--> CLOSED
+       \\--early_hint--> REQUEST                  (STARTED holds the headers until the first body
+                                                   so a single-message body gets Content-Length)
+
+The stream never does I/O: it emits protocol events to its adapter through ``emit`` and wakes
+the backend's waiting ``receive()`` through ``on_wake``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from enum import Enum, auto
+from typing import TYPE_CHECKING, Any, Optional
+from urllib.parse import unquote_to_bytes
+
+from ..utils import UnexpectedMessageError, build_and_validate_headers, suppress_body
+from .events import (
+    Body,
+    EndBody,
+    Event,
+    InformationalResponse,
+    Request,
+    Response,
+    StreamClosed,
+    Trailers,
+)
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from . import ConnectionInfo
+
+ASGI_VERSIONS = {"spec_version": "2.4", "version": "3.0"}
+_DISCONNECT = {"type": "http.disconnect"}
+
+
+class ClientDisconnected(OSError):
+    """Raised by ``send()`` once the client has gone (ASGI 2.4: an OSError subclass)."""
+
+
+class StreamState(Enum):
+    REQUEST = auto()
+    STARTED = auto()
+    BODY = auto()
+    TRAILERS = auto()
+    CLOSED = auto()
+
+
+def decode_path(raw_path: bytes) -> str:
+    """Percent-decode a request path and decode it as UTF-8 (latin-1 if it is not UTF-8)."""
+    unquoted = unquote_to_bytes(raw_path)
+    try:
+        return unquoted.decode("utf-8")
+    except UnicodeDecodeError:
+        return unquoted.decode("latin-1")
+
+
+class HTTPStream:
+    """One request/response exchange, seen from the application."""
+
+    __slots__ = (
+        "_expect_100",
+        "_inbox",
+        "response_headers",
+        "_sent_100",
+        "_suppress",
+        "_trailer_block",
+        "_trailers_expected",
+        "body_complete",
+        "bytes_sent",
+        "config",
+        "disconnected",
+        "emit",
+        "method",
+        "on_wake",
+        "protocol",
+        "scope",
+        "start_time",
+        "state",
+        "status",
+        "stream_id",
+    )
+
+    def __init__(
+        self,
+        config: Config,
+        info: ConnectionInfo,
+        request: Request,
+        emit: Callable[[Event], None],
+        now: float,
+        extensions: Optional[dict[str, dict[object, object]]] = None,
+    ) -> None:
+        self.config = config
+        self.stream_id = request.stream_id
+        self.emit = emit
+        self.start_time = now
+        self.method = request.method
+        self.protocol = request.http_version
+        self.state = StreamState.REQUEST
+        self.status: Optional[int] = None
+        self.bytes_sent = 0
+        self.disconnected = False
+        self.body_complete = False
+        self.on_wake: Optional[Callable[[], None]] = None
+        self._inbox: deque[dict[str, Any]] = deque()
+        self.response_headers: list[tuple[bytes, bytes]] = []
+        self._trailers_expected = False
+        self._trailer_block: list[tuple[bytes, bytes]] = []
+        self._suppress = False
+        self._sent_100 = False
+        self._expect_100 = False
+        for name, value in request.headers:
+            if name == b"expect" and value.lower() == b"100-continue":
+                self._expect_100 = True
+
+        path_part, _, query = request.raw_path.partition(b"?")
+        root_path = config.root_path
+        path = decode_path(path_part)
+        if root_path and not path.startswith(root_path):
+            path = root_path + path
+            path_part = root_path.encode() + path_part
+        scope_extensions: dict[str, dict[object, object]] = {
+            "http.response.trailers": {},
+            "http.response.early_hint": {},
+        }
+        if info.tls is not None:
+            scope_extensions["tls"] = info.tls
+        if extensions:
+            scope_extensions.update(extensions)
+        self.scope: dict[str, Any] = {
+            "type": "http",
+            "asgi": ASGI_VERSIONS,
+            "http_version": request.http_version,
+            "method": request.method,
+            "scheme": info.scheme,
+            "path": path,
+            "raw_path": path_part,
+            "query_string": query,
+            "root_path": root_path,
+            "headers": request.headers,
+            "client": info.client,
+            "server": info.server,
+            "state": info.state.copy(),
+            "extensions": scope_extensions,
+        }
+
+    # ---------------------------------------------------------------- from the adapter
+    def handle(self, event: Event) -> None:
+        """Take an inbound event for this stream from the protocol adapter."""
+        if isinstance(event, Body):
+            if not self.disconnected:
+                self._inbox.append({"type": "http.request", "body": event.data, "more_body": True})
+                self._wake()
+        elif isinstance(event, EndBody):
+            self.body_complete = True
+            if self.disconnected:
+                return
+            if self._inbox and self._inbox[-1]["type"] == "http.request":
+                self._inbox[-1]["more_body"] = False
+            else:
+                self._inbox.append({"type": "http.request", "body": b"", "more_body": False})
+            self._wake()
+        elif isinstance(event, StreamClosed):
+            if not self.disconnected:
+                self.disconnected = True
+                self._inbox.clear()
+                self._wake()
+
+    @property
+    def queued(self) -> int:
+        """Inbound messages read from the peer but not yet received by the application."""
+        return len(self._inbox)
+
+    @property
+    def complete(self) -> bool:
+        """True once the response has been sent in full (or abandoned)."""
+        return self.state is StreamState.CLOSED
+
+    def _wake(self) -> None:
+        if self.on_wake is not None:
+            self.on_wake()
+
+    # ---------------------------------------------------------------- from the application
+    def app_receive_nowait(self) -> Optional[dict[str, Any]]:
+        """The next message for the application's ``receive()``, or ``None`` to wait."""
+        if self._inbox:
+            return self._inbox.popleft()
+        if self.disconnected or self.state is StreamState.CLOSED:
+            return _DISCONNECT
+        if self._expect_100 and not self._sent_100 and self.state is StreamState.REQUEST:
+            self._sent_100 = True
+            self.emit(InformationalResponse(self.stream_id, 100))
+        return None
+
+    def app_send(self, message: dict[str, Any]) -> None:
+        """Apply one message from the application's ``send()``."""
+        if self.disconnected:
+            raise ClientDisconnected("the client has disconnected")
+        message_type = message["type"]
+        handler = _TRANSITIONS.get((self.state, message_type))
+        if handler is None:
+            raise UnexpectedMessageError(self.state, message_type)
+        handler(self, message)
+
+    def app_failed(self) -> None:
+        """The application raised: answer 500 if nothing was sent, else abandon the stream."""
+        if self.state in (StreamState.REQUEST, StreamState.STARTED):
+            self._suppress = suppress_body(self.method, 500)
+            self.response_headers = headers = self._default_headers([(b"content-length", b"0")])
+            self.state = StreamState.CLOSED
+            self.status = 500
+            if not self.disconnected:
+                self.emit(Response(self.stream_id, 500, headers))
+                self.emit(EndBody(self.stream_id))
+        elif self.state is not StreamState.CLOSED:
+            self.state = StreamState.CLOSED
+            if not self.disconnected:
+                self.emit(StreamClosed(self.stream_id))
+
+    def app_finished(self) -> bool:
+        """The application returned. Returns False (and fails the stream) if the response
+        was left incomplete."""
+        if self.state is StreamState.CLOSED or self.disconnected:
+            return True
+        self.app_failed()
+        return False
+
+    # ---------------------------------------------------------------- transitions
+    def _start(self, message: dict[str, Any]) -> None:
+        status = int(message["status"])
+        if not 200 <= status <= 599:
+            raise ValueError(f"Invalid response status {status} in http.response.start")
+        self.response_headers = build_and_validate_headers(message.get("headers", ()))
+        self._trailers_expected = bool(message.get("trailers", False))
+        self._suppress = suppress_body(self.method, status)
+        self.status = status
+        self.state = StreamState.STARTED
+
+    def _default_headers(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        defaults = self.config.response_headers(self.protocol_name)
+        if not defaults:
+            return headers
+        present = {name for name, _ in headers}
+        return headers + [item for item in defaults if item[0] not in present]
+
+    @property
+    def protocol_name(self) -> str:
+        return "h11" if self.protocol in ("1.0", "1.1") else f"h{self.protocol}"
+
+    def _first_body(self, message: dict[str, Any]) -> None:
+        headers = self.response_headers
+        body = message.get("body", b"")
+        if not message.get("more_body", False) and not self._trailers_expected and \
+                not self._suppress:
+            for name, _ in headers:
+                if name == b"content-length" or name == b"transfer-encoding":
+                    break
+            else:
+                headers.append((b"content-length", str(len(body)).encode("ascii")))
+        assert self.status is not None
+        self.response_headers = headers = self._default_headers(headers)
+        self.emit(Response(self.stream_id, self.status, headers))
+        self.state = StreamState.BODY
+        self._body(message)
+
+    def _body(self, message: dict[str, Any]) -> None:
+        body = message.get("body", b"")
+        if body and not self._suppress:
+            self.bytes_sent += len(body)
+            self.emit(Body(self.stream_id, bytes(body)))
+        if not message.get("more_body", False):
+            if self._trailers_expected:
+                self.state = StreamState.TRAILERS
+            else:
+                self.state = StreamState.CLOSED
+                self.emit(EndBody(self.stream_id))
+
+    def _trailers(self, message: dict[str, Any]) -> None:
+        self._trailer_block += build_and_validate_headers(message.get("headers", ()))
+        if not message.get("more_trailers", False):  # trailers go out in one block, last
+            self.state = StreamState.CLOSED
+            self.emit(Trailers(self.stream_id, self._trailer_block))
+
+    def _early_hint(self, message: dict[str, Any]) -> None:
+        links = message.get("links", ())
+        headers = [(b"link", bytes(link)) for link in links]
+        if headers:
+            self.emit(InformationalResponse(self.stream_id, 103, headers))
+
+    def _ignore(self, message: dict[str, Any]) -> None:
+        """Messages for extensions this connection does not offer (e.g. push on HTTP/1.1)."""
+
+
+_TRANSITIONS: dict[tuple[StreamState, str], Callable[[HTTPStream, dict[str, Any]], None]] = {
+    (StreamState.REQUEST, "http.response.start"): HTTPStream._start,
+    (StreamState.REQUEST, "http.response.early_hint"): HTTPStream._early_hint,
+    (StreamState.REQUEST, "http.response.push"): HTTPStream._ignore,
+    (StreamState.STARTED, "http.response.body"): HTTPStream._first_body,
+    (StreamState.STARTED, "http.response.push"): HTTPStream._ignore,
+    (StreamState.BODY, "http.response.body"): HTTPStream._body,
+    (StreamState.BODY, "http.response.push"): HTTPStream._ignore,
+    (StreamState.TRAILERS, "http.response.trailers"): HTTPStream._trailers,
+}

@@ -1,0 +1,233 @@
+"""``run(config) -> exit code``: what the ``hypercorn`` command does after parsing its config.
+
+Exit codes: 0 clean shutdown, 1 runtime failure (e.g. an address in use), 2 configuration
+error (including an application that cannot be found), 3 application start-up failure
+(lifespan start-up failed or timed out, or importing the application raised).
+
+``workers = 0`` serves in this process. ``workers >= 1`` binds the listeners here and spawns
+that many worker processes sharing them; SIGINT/SIGTERM drain them gracefully and a second
+signal forces an immediate exit. (Restarting crashed workers, rolling SIGHUP restarts and
+SIGTTIN/SIGTTOU are the supervisor issue's work: for now a worker that exits early makes the
+others stop and the exit code is reported.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Awaitable, Callable
+from functools import partial
+from multiprocessing.synchronize import Event as EventType
+from typing import Any, Optional
+
+from .config import Config, Sockets
+from .utils import (
+    LifespanFailureError,
+    LifespanTimeoutError,
+    NoAppError,
+    check_multiprocess_shutdown_event,
+    load_application,
+    write_pid_file,
+)
+
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_STARTUP = 0, 1, 2, 3
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class _Signals:
+    """Records SIGINT/SIGTERM from the moment it is installed (before the app is imported), so
+    a signal that arrives during a slow import still shuts the server down; a second signal
+    forces an immediate exit."""
+
+    def __init__(self, on_force: Callable[[], None]) -> None:
+        self.received: Optional[int] = None
+        self._on_force = on_force
+        self._wakeups: list[Callable[[], None]] = []
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        for signum in _SIGNALS:
+            try:
+                self._previous[signum] = signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread
+                pass
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.received is not None:
+            self._on_force()
+            return
+        self.received = signum
+        for wakeup in self._wakeups:
+            wakeup()
+
+    async def wait(self) -> None:
+        """An asyncio shutdown trigger."""
+        if self.received is not None:
+            return
+        loop = asyncio.get_running_loop()
+        event = asyncio.Event()
+        wakeup = partial(loop.call_soon_threadsafe, event.set)
+        self._wakeups.append(wakeup)
+        try:
+            await event.wait()
+        finally:
+            self._wakeups.remove(wakeup)
+
+
+def _force_exit() -> None:
+    os._exit(EXIT_FAILURE)
+
+
+def run(config: Config) -> int:
+    """Run the server described by ``config``; returns the exit code."""
+    signals = _Signals(_force_exit)
+    signals.install()
+    _configure_import_path(config)
+    if config.pid_path is not None:
+        write_pid_file(config.pid_path)
+    try:
+        if config.workers == 0:
+            return _serve_in_process(config, signals)
+        return _run_workers(config, signals)
+    finally:
+        signals.restore()
+        if config.pid_path is not None:
+            try:
+                os.unlink(config.pid_path)
+            except OSError:
+                pass
+
+
+def _configure_import_path(config: Config) -> None:
+    path = os.path.abspath(config.app_dir) if config.app_dir else os.getcwd()
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+
+def _load(config: Config) -> tuple[Any, int]:
+    assert config.app is not None
+    try:
+        return load_application(config.app, config.wsgi_max_body_size), EXIT_OK
+    except NoAppError as error:
+        print(f"hypercorn: configuration error: app: {error}", file=sys.stderr)
+        return None, EXIT_CONFIG
+    except Exception:
+        print(f"hypercorn: importing the application {config.app!r} failed:", file=sys.stderr)
+        traceback.print_exc()
+        return None, EXIT_STARTUP
+
+
+def _run_loop(config: Config, main: Awaitable[None]) -> None:
+    if config.worker_class == "uvloop":
+        import uvloop
+
+        if sys.version_info >= (3, 11):
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop, debug=config.debug) as runner:
+                runner.run(main)  # type: ignore[arg-type]
+        else:  # pragma: no cover
+            uvloop.install()
+            asyncio.run(main)  # type: ignore[arg-type]
+    elif config.worker_class == "trio":
+        raise NotImplementedError("worker_class 'trio' is not available yet")
+    else:
+        asyncio.run(main, debug=config.debug)  # type: ignore[arg-type]
+
+
+def _serve(config: Config, sockets: Optional[Sockets],
+           shutdown_trigger: Callable[[], Awaitable[Any]]) -> int:
+    """Load the app and serve it on this process's event loop; returns the exit code."""
+    from .asyncio.run import worker_serve
+
+    app, code = _load(config)
+    if app is None:
+        return code
+    try:
+        _run_loop(config, worker_serve(app, config, sockets=sockets,
+                                       shutdown_trigger=shutdown_trigger))
+    except (LifespanFailureError, LifespanTimeoutError) as error:
+        logging.getLogger("hypercorn.error").critical("Application start-up failed: %s", error)
+        return EXIT_STARTUP
+    except NotImplementedError as error:
+        print(f"hypercorn: configuration error: worker_class: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    except OSError as error:
+        logging.getLogger("hypercorn.error").critical("%s", error)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _serve_in_process(config: Config, signals: _Signals) -> int:
+    return _serve(config, None, signals.wait)
+
+
+# --------------------------------------------------------------------------- worker processes
+
+
+def _worker_main(config: Config, sockets: Sockets, shutdown_event: EventType) -> None:
+    # The supervisor owns SIGINT/SIGTERM and tells workers through the event; a terminal's
+    # Ctrl+C reaches the whole process group, so workers ignore it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _configure_import_path(config)
+    parent = os.getppid()
+
+    async def shutdown_trigger() -> None:
+        async def sleep(delay: float) -> None:
+            if os.getppid() != parent:  # the supervisor died: do not linger as an orphan
+                shutdown_event.set()
+            await asyncio.sleep(delay)
+
+        await check_multiprocess_shutdown_event(shutdown_event, sleep)
+
+    sys.exit(_serve(config, sockets, shutdown_trigger))
+
+
+def _run_workers(config: Config, signals: _Signals) -> int:
+    try:
+        sockets = config.create_sockets()
+    except OSError as error:
+        print(f"hypercorn: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    context = multiprocessing.get_context("spawn")
+    shutdown_event = context.Event()
+    config._log = None  # loggers are rebuilt in each worker
+    processes = []
+    for _ in range(config.workers):
+        process = context.Process(
+            target=_worker_main, args=(config, sockets, shutdown_event), daemon=True
+        )
+        process.start()
+        processes.append(process)
+
+    def force() -> None:
+        for process in processes:
+            if process.pid is not None and process.is_alive():
+                os.kill(process.pid, signal.SIGKILL)
+        os._exit(EXIT_FAILURE)
+
+    signals._on_force = force
+    exit_code = EXIT_OK
+    try:
+        while any(process.is_alive() for process in processes):
+            if signals.received is not None:
+                shutdown_event.set()
+            for process in processes:
+                process.join(0.1)
+                if not process.is_alive() and process.exitcode not in (None, 0):
+                    if not shutdown_event.is_set():
+                        exit_code = exit_code or (process.exitcode if process.exitcode > 0
+                                                  else EXIT_FAILURE)
+                        shutdown_event.set()
+    finally:
+        for sock in [*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets]:
+            sock.close()
+    return exit_code

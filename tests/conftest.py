@@ -1,0 +1,172 @@
+"""Shared fixtures: a real server on loopback, started in a thread and stopped by the test."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, Optional
+
+import pytest
+
+from hypercorn.config import Config
+from hypercorn.utils import wrap_app
+
+BACKENDS = ["asyncio", "uvloop"]
+
+
+class RunningServer:
+    """A server running ``app`` in its own thread and event loop until :meth:`stop`."""
+
+    def __init__(self, app: Any, backend: str, mode: Optional[str] = None,
+                 config: Optional[Config] = None, **settings: Any) -> None:
+        self.config = config or Config()
+        if config is None:
+            self.config.bind = ["127.0.0.1:0"]
+        for key, value in settings.items():
+            setattr(self.config, key, value)
+        self.app = wrap_app(app, self.config.wsgi_max_body_size, mode)
+        self.backend = backend
+        self.urls: list[str] = []
+        self.error: Optional[BaseException] = None
+        self._started = threading.Event()
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._stop: Optional[asyncio.Event] = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from hypercorn.asyncio.run import worker_serve
+
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+
+            def started(urls: list[str]) -> None:
+                self.urls = urls
+                self._started.set()
+
+            await worker_serve(self.app, self.config, shutdown_trigger=self._stop.wait,
+                               on_started=started)
+
+        try:
+            if self.backend == "uvloop":
+                import uvloop
+
+                with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                    runner.run(main())
+            else:
+                asyncio.run(main())
+        except BaseException as error:  # reported to the test by stop()/start()
+            self.error = error
+        finally:
+            self._started.set()
+
+    def start(self) -> RunningServer:
+        self._thread.start()
+        if not self._started.wait(15):
+            raise TimeoutError("server did not start")
+        if self.error is not None:
+            raise self.error
+        return self
+
+    @property
+    def url(self) -> str:
+        return self.urls[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def request_stop(self) -> None:
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            try:
+                self._loop.call_soon_threadsafe(self._stop.set)
+            except RuntimeError:
+                pass
+
+    def stop(self, timeout: float = 15) -> None:
+        self.request_stop()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError("server did not stop")
+        if self.error is not None:
+            raise self.error
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "uvloop" and sys.platform == "win32":
+        pytest.skip("uvloop is not available on Windows")
+    return str(request.param)
+
+
+@pytest.fixture
+def serve(backend: str) -> Iterator[Callable[..., RunningServer]]:
+    """``serve(app, mode=None, **config_settings)`` starts a server; all stop at teardown."""
+    servers: list[RunningServer] = []
+
+    def start(app: Any, mode: Optional[str] = None, config: Optional[Config] = None,
+              **settings: Any) -> RunningServer:
+        server = RunningServer(app, backend, mode, config, **settings)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def raw_exchange(port: int, data: bytes, *, timeout: float = 5.0,
+                 until: Optional[bytes] = None, host: str = "127.0.0.1") -> bytes:
+    """Send ``data`` on a fresh connection; read until the server closes (or ``until`` seen)."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(data)
+        chunks = bytearray()
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except (ConnectionResetError, TimeoutError):
+                break
+            if not chunk:
+                break
+            chunks += chunk
+            if until is not None and until in chunks:
+                break
+        return bytes(chunks)
+
+
+# ---------------------------------------------------------------------------- small apps
+
+
+async def hello_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"Hello, world!"})
+
+
+async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Echoes the body; path /stream streams it back in the chunks it arrived in."""
+    if scope["type"] != "http":
+        return
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    headers = [(b"content-type", b"application/octet-stream"),
+               (b"x-path", scope["path"].encode()),
+               (b"x-client-port", str(scope["client"][1]).encode() if scope["client"] else b"")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    if scope["path"] == "/stream":
+        for chunk in chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    else:
+        await send({"type": "http.response.body", "body": b"".join(chunks)})
