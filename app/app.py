@@ -43,11 +43,21 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 async def http(scope: dict[str, Any], receive: Any, send: Any) -> None:
     path = scope["path"]
     if path == "/stream":
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+            }
+        )
         for number in range(10):
-            await send({"type": "http.response.body", "body": f"chunk {number}\n".encode(),
-                        "more_body": True})
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": f"chunk {number}\n".encode(),
+                    "more_body": True,
+                }
+            )
             await asyncio.sleep(0.1)
         await send({"type": "http.response.body", "body": b""})
         return
@@ -62,9 +72,19 @@ async def http(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     if path == "/info":
         info = {
-            key: value for key, value in scope.items()
-            if key in ("http_version", "method", "scheme", "path", "query_string", "root_path",
-                       "client", "server")
+            key: value
+            for key, value in scope.items()
+            if key
+            in (
+                "http_version",
+                "method",
+                "scheme",
+                "path",
+                "query_string",
+                "root_path",
+                "client",
+                "server",
+            )
         }
         info["query_string"] = scope["query_string"].decode("latin-1")
         info["headers"] = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]]
@@ -77,8 +97,13 @@ async def http(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 async def respond(send: Any, status: int, body: bytes, content_type: bytes) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", content_type)]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", content_type)],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 

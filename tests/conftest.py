@@ -7,7 +7,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 
@@ -20,8 +20,14 @@ BACKENDS = ["asyncio", "uvloop"]
 class RunningServer:
     """A server running ``app`` in its own thread and event loop until :meth:`stop`."""
 
-    def __init__(self, app: Any, backend: str, mode: Optional[str] = None,
-                 config: Optional[Config] = None, **settings: Any) -> None:
+    def __init__(
+        self,
+        app: Any,
+        backend: str,
+        mode: str | None = None,
+        config: Config | None = None,
+        **settings: Any,
+    ) -> None:
         self.config = config or Config()
         if config is None:
             self.config.bind = ["127.0.0.1:0"]
@@ -30,10 +36,10 @@ class RunningServer:
         self.app = wrap_app(app, self.config.wsgi_max_body_size, mode)
         self.backend = backend
         self.urls: list[str] = []
-        self.error: Optional[BaseException] = None
+        self.error: BaseException | None = None
         self._started = threading.Event()
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._stop: Optional[asyncio.Event] = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
@@ -47,8 +53,9 @@ class RunningServer:
                 self.urls = urls
                 self._started.set()
 
-            await worker_serve(self.app, self.config, shutdown_trigger=self._stop.wait,
-                               on_started=started)
+            await worker_serve(
+                self.app, self.config, shutdown_trigger=self._stop.wait, on_started=started
+            )
 
         try:
             if self.backend == "uvloop":
@@ -107,8 +114,9 @@ def serve(backend: str) -> Iterator[Callable[..., RunningServer]]:
     """``serve(app, mode=None, **config_settings)`` starts a server; all stop at teardown."""
     servers: list[RunningServer] = []
 
-    def start(app: Any, mode: Optional[str] = None, config: Optional[Config] = None,
-              **settings: Any) -> RunningServer:
+    def start(
+        app: Any, mode: str | None = None, config: Config | None = None, **settings: Any
+    ) -> RunningServer:
         server = RunningServer(app, backend, mode, config, **settings)
         servers.append(server)
         return server.start()
@@ -118,8 +126,14 @@ def serve(backend: str) -> Iterator[Callable[..., RunningServer]]:
         server.stop()
 
 
-def raw_exchange(port: int, data: bytes, *, timeout: float = 5.0,
-                 until: Optional[bytes] = None, host: str = "127.0.0.1") -> bytes:
+def raw_exchange(
+    port: int,
+    data: bytes,
+    *,
+    timeout: float = 5.0,
+    until: bytes | None = None,
+    host: str = "127.0.0.1",
+) -> bytes:
     """Send ``data`` on a fresh connection; read until the server closes (or ``until`` seen)."""
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.sendall(data)
@@ -143,8 +157,13 @@ def raw_exchange(port: int, data: bytes, *, timeout: float = 5.0,
 async def hello_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"text/plain")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain")],
+        }
+    )
     await send({"type": "http.response.body", "body": b"Hello, world!"})
 
 
@@ -160,9 +179,11 @@ async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             break
-    headers = [(b"content-type", b"application/octet-stream"),
-               (b"x-path", scope["path"].encode()),
-               (b"x-client-port", str(scope["client"][1]).encode() if scope["client"] else b"")]
+    headers = [
+        (b"content-type", b"application/octet-stream"),
+        (b"x-path", scope["path"].encode()),
+        (b"x-client-port", str(scope["client"][1]).encode() if scope["client"] else b""),
+    ]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     if scope["path"] == "/stream":
         for chunk in chunks:

@@ -6,18 +6,16 @@ import argparse
 import sys
 import typing
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any
 
 from .__about__ import __version__
-from .config import Config
+from .config import Config, field_extra
 from .settings import ConfigError, Layer, field_kind, load_config, render_toml
 
 
 def flags_for(name: str) -> list[str]:
     """The CLI flags of a Config field: Hypercorn's spelling(s), then ``--key-name``."""
-    extra = Config.model_fields[name].json_schema_extra or {}
-    assert isinstance(extra, dict)
-    flags = [str(flag) for flag in extra.get("flags", [])]  # type: ignore[union-attr]
+    flags = [str(flag) for flag in field_extra(name).get("flags", [])]
     canonical = "--" + name.replace("_", "-")
     if canonical not in flags:
         flags.append(canonical)
@@ -30,29 +28,37 @@ def _long_flag(name: str) -> str:
 
 def cli_fields() -> list[str]:
     """Names of the fields that can be set from the command line and the environment."""
-    return [
-        name for name, field in Config.model_fields.items()
-        if (field.json_schema_extra or {}).get("cli") is not False  # type: ignore[union-attr]
-    ]
+    return [name for name in Config.model_fields if field_extra(name).get("cli") is not False]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hypercorn",
         description="Serve an ASGI or WSGI application over HTTP/1.1 (HTTP/2, HTTP/3 and "
-                    "WebSockets are on the roadmap). Every setting can also be given as a TOML "
-                    "key or a HYPERCORN_<KEY> environment variable; flags win over the "
-                    "environment, which wins over the config file.",
+        "WebSockets are on the roadmap). Every setting can also be given as a TOML "
+        "key or a HYPERCORN_<KEY> environment variable; flags win over the "
+        "environment, which wins over the config file.",
     )
-    parser.add_argument("application", nargs="?",
-                        help="the application: [asgi:|wsgi:]module[:expr], e.g. main:app")
-    parser.add_argument("-c", "--config", metavar="PATH",
-                        help="TOML config file (or python:module.object, file:path.py); "
-                             "default from HYPERCORN_CONFIG")
-    parser.add_argument("--check-config", action="store_true",
-                        help="validate the configuration and exit (0 if valid, 2 if not)")
-    parser.add_argument("--print-config", action="store_true",
-                        help="print the effective configuration as TOML, with sources, and exit")
+    parser.add_argument(
+        "application", nargs="?", help="the application: [asgi:|wsgi:]module[:expr], e.g. main:app"
+    )
+    parser.add_argument(
+        "-c",
+        "--config",
+        metavar="PATH",
+        help="TOML config file (or python:module.object, file:path.py); "
+        "default from HYPERCORN_CONFIG",
+    )
+    parser.add_argument(
+        "--check-config",
+        action="store_true",
+        help="validate the configuration and exit (0 if valid, 2 if not)",
+    )
+    parser.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the effective configuration as TOML, with sources, and exit",
+    )
     parser.add_argument("--version", action="version", version=f"hypercorn {__version__}")
     settings = parser.add_argument_group("settings")
     for name in cli_fields():
@@ -68,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
             options.update(action="append", metavar="KEY=VALUE")
         else:
             choices = [
-                arg for candidate in (field.annotation, *typing.get_args(field.annotation))
+                arg
+                for candidate in (field.annotation, *typing.get_args(field.annotation))
                 if typing.get_origin(candidate) is typing.Literal
                 for arg in typing.get_args(candidate)
             ]
@@ -91,8 +98,9 @@ def cli_layer(args: argparse.Namespace) -> Layer:
             for item in value:
                 key, sep, item_value = item.partition("=")
                 if not sep:
-                    raise ConfigError(f"{name} (from flag {_long_flag(name)}): expected "
-                                      f"KEY=VALUE, got {item!r}")
+                    raise ConfigError(
+                        f"{name} (from flag {_long_flag(name)}): expected KEY=VALUE, got {item!r}"
+                    )
                 mapping[key] = item_value
             value = mapping
         layer.set(name, value, f"flag {_long_flag(name)}")
@@ -101,7 +109,7 @@ def cli_layer(args: argparse.Namespace) -> Layer:
     return layer
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     args = build_parser().parse_args(argv)
     try:
@@ -115,8 +123,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sys.stdout.write(render_toml(config, sources))
         return 0
     if config.app is None:
-        print("hypercorn: configuration error: no application given (the APPLICATION "
-              "argument, --app, HYPERCORN_APP or app in the config file)", file=sys.stderr)
+        print(
+            "hypercorn: configuration error: no application given (the APPLICATION "
+            "argument, --app, HYPERCORN_APP or app in the config file)",
+            file=sys.stderr,
+        )
         return ConfigError.exit_code
     if args.check_config:
         print("hypercorn: configuration is valid")

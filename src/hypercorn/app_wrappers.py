@@ -9,9 +9,9 @@ its result.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import partial
-from typing import Any, Callable, Optional
+from typing import Any
 
 from .typing import (
     ASGIFramework,
@@ -80,7 +80,7 @@ class _InputStream:
             self._done = True
         return True
 
-    def read(self, size: Optional[int] = -1) -> bytes:
+    def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
             while self._fill():
                 pass
@@ -91,7 +91,7 @@ class _InputStream:
         del self._buffer[:size]
         return data
 
-    def readline(self, size: Optional[int] = -1) -> bytes:
+    def readline(self, size: int | None = -1) -> bytes:
         while True:
             newline = self._buffer.find(b"\n")
             if newline != -1:
@@ -109,7 +109,7 @@ class _InputStream:
         del self._buffer[:end]
         return data
 
-    def readlines(self, hint: Optional[int] = -1) -> list[bytes]:
+    def readlines(self, hint: int | None = -1) -> list[bytes]:
         return list(iter(self.readline, b""))
 
     def __iter__(self) -> Iterator[bytes]:
@@ -191,7 +191,10 @@ class WSGIWrapper:
         await sync_spawn(self.run_app, scope, receive, send, call_soon)
 
     def run_app(
-        self, scope: Any, receive: ASGIReceiveCallable, send: ASGISendCallable,
+        self,
+        scope: Any,
+        receive: ASGIReceiveCallable,
+        send: ASGISendCallable,
         call_soon: CallSoon,
     ) -> None:
         """Run the application in the calling (worker) thread."""
@@ -212,8 +215,7 @@ class WSGIWrapper:
                 raise AssertionError("start_response called twice without exc_info")
             response["status"] = _status_code(status)
             response["headers"] = [
-                (name.lower().encode("latin-1"), value.encode("latin-1"))
-                for name, value in headers
+                (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers
             ]
             return write
 
@@ -222,15 +224,22 @@ class WSGIWrapper:
             if not response:
                 raise AssertionError("the WSGI application returned before start_response")
             headers_sent = True
-            call_soon(send, {"type": "http.response.start", "status": response["status"],
-                             "headers": response["headers"]})
+            call_soon(
+                send,
+                {
+                    "type": "http.response.start",
+                    "status": response["status"],
+                    "headers": response["headers"],
+                },
+            )
 
         def write(data: bytes) -> None:
             if not headers_sent:
                 send_headers()
             if data:
-                call_soon(send, {"type": "http.response.body", "body": bytes(data),
-                                 "more_body": True})
+                call_soon(
+                    send, {"type": "http.response.body", "body": bytes(data), "more_body": True}
+                )
 
         try:
             result: Iterable[bytes] = self.app(environ, start_response)
@@ -261,11 +270,14 @@ class WSGIWrapper:
                 if not chunk:
                     continue
                 if pending:
-                    call_soon(send, {"type": "http.response.body", "body": bytes(pending),
-                                     "more_body": True})
+                    call_soon(
+                        send,
+                        {"type": "http.response.body", "body": bytes(pending), "more_body": True},
+                    )
                 pending = chunk
-            call_soon(send, {"type": "http.response.body", "body": bytes(pending),
-                             "more_body": False})
+            call_soon(
+                send, {"type": "http.response.body", "body": bytes(pending), "more_body": False}
+            )
         finally:
             close = getattr(result, "close", None)
             if close is not None:
@@ -276,9 +288,16 @@ async def _send_simple(send: ASGISendCallable, status: int) -> None:
     from http import HTTPStatus
 
     body = HTTPStatus(status).phrase.encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                            (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -288,7 +307,7 @@ def build_environ(scope: Any, body: Any) -> dict[str, Any]:
     path = scope["path"]
     script_name = scope.get("root_path", "")
     if script_name and path.startswith(script_name):
-        path = path[len(script_name):]
+        path = path[len(script_name) :]
     try:
         path_info = path.encode("utf-8").decode("latin-1")
         script_name = script_name.encode("utf-8").decode("latin-1")

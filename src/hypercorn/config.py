@@ -25,12 +25,11 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from pathlib import Path
 from time import time
-from typing import TYPE_CHECKING, Any, Literal, Optional, Union
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator
+from pydantic.config import JsonDict
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
-
-from .__about__ import __version__
 
 if TYPE_CHECKING:
     from .logging import Logger
@@ -64,14 +63,21 @@ class Sockets:
     quic_sockets: list[socket.socket]
 
 
-def _cli(*flags: str, **extra: Any) -> dict[str, Any]:
-    return {"flags": list(flags), **extra}
+def _cli(*flags: str) -> JsonDict:
+    return {"flags": list(flags)}
 
 
-_NOT_CLI = {"cli": False}
+_NOT_CLI: JsonDict = {"cli": False}
 
 
-def parse_bind(bind: str) -> tuple[str, Union[str, int, tuple[str, int]]]:
+def field_extra(name: str) -> dict[str, Any]:
+    """The ``json_schema_extra`` of a Config field: ``flags`` (CLI spellings) and ``cli``
+    (False for keys that only code can set)."""
+    extra = Config.model_fields[name].json_schema_extra
+    return dict(extra) if isinstance(extra, dict) else {}
+
+
+def parse_bind(bind: str) -> tuple[str, str | int | tuple[str, int]]:
     """Parse one bind string into ``("unix", path)``, ``("fd", n)`` or ``("inet", (host, port))``.
 
     Raises ``ValueError`` with a message saying what is wrong.
@@ -126,8 +132,9 @@ def _check_host(bind: str, host: str) -> None:
     try:
         socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError):
-        raise ValueError(f"bind {bind!r}: host {host!r} is not an IP address or a name that "
-                         "resolves") from None
+        raise ValueError(
+            f"bind {bind!r}: host {host!r} is not an IP address or a name that resolves"
+        ) from None
 
 
 def _split_list(value: Any) -> Any:
@@ -152,7 +159,7 @@ class Config(BaseSettings):
         description="Access log line format (text log_format), with Hypercorn's %(x)s atoms.",
         json_schema_extra=_cli("--access-logformat"),
     )
-    accesslog: Optional[Union[str, logging.Logger]] = Field(
+    accesslog: str | logging.Logger | None = Field(
         None,
         description="Access log destination: '-' for stdout, a file path, or off when unset.",
         json_schema_extra=_cli("--access-logfile"),
@@ -163,8 +170,9 @@ class Config(BaseSettings):
     alt_svc_headers: list[str] = Field(
         [], description="Alt-Svc header values to send (automatic when a QUIC bind exists)."
     )
-    application_path: Optional[str] = Field(
-        None, description="Path of the application module (set by the CLI).",
+    application_path: str | None = Field(
+        None,
+        description="Path of the application module (set by the CLI).",
         json_schema_extra=_NOT_CLI,
     )
     backlog: int = Field(100, ge=1, description="Maximum number of pending connections.")
@@ -173,22 +181,25 @@ class Config(BaseSettings):
         description="Addresses to listen on: host:port, [v6]:port, unix:/path or fd://N.",
         json_schema_extra=_cli("-b", "--bind"),
     )
-    ca_certs: Optional[str] = Field(None, description="CA bundle used to verify client certificates.")
-    certfile: Optional[str] = Field(None, description="Server certificate chain (PEM).")
+    ca_certs: str | None = Field(None, description="CA bundle used to verify client certificates.")
+    certfile: str | None = Field(None, description="Server certificate chain (PEM).")
     ciphers: str = Field("ECDHE+AESGCM", description="OpenSSL cipher list for TLS 1.2.")
-    daemon: bool = Field(False, description="Detach into the background.",
-                         json_schema_extra=_cli("-D", "--daemon"))
+    daemon: bool = Field(
+        False, description="Detach into the background.", json_schema_extra=_cli("-D", "--daemon")
+    )
     debug: bool = Field(False, description="Enable debug behaviour (asyncio debug mode).")
     dogstatsd_tags: str = Field("", description="DogStatsD tags, comma separated key:value.")
-    errorlog: Optional[Union[str, logging.Logger]] = Field(
-        "-", description="Error log destination: '-' for stderr, a file path, or off when unset.",
+    errorlog: str | logging.Logger | None = Field(
+        "-",
+        description="Error log destination: '-' for stderr, a file path, or off when unset.",
         json_schema_extra=_cli("--error-logfile", "--log-file"),
     )
     graceful_timeout: float = Field(
         3.0 * SECONDS, ge=0, description="Seconds to let in-flight requests finish on shutdown."
     )
-    group: Optional[int] = Field(None, description="Group id to own unix sockets.",
-                                 json_schema_extra=_cli("-g", "--group"))
+    group: int | None = Field(
+        None, description="Group id to own unix sockets.", json_schema_extra=_cli("-g", "--group")
+    )
     h11_max_incomplete_size: int = Field(
         16 * 1024 * BYTES, ge=64, description="Largest HTTP/1.1 request head in bytes (else 431)."
     )
@@ -211,16 +222,19 @@ class Config(BaseSettings):
         1000, ge=1, description="Requests served on one connection before it is closed."
     )
     keep_alive_timeout: float = Field(
-        5.0 * SECONDS, gt=0, description="Seconds an idle keep-alive connection is kept open.",
+        5.0 * SECONDS,
+        gt=0,
+        description="Seconds an idle keep-alive connection is kept open.",
         json_schema_extra=_cli("--keep-alive"),
     )
-    keyfile: Optional[str] = Field(None, description="Server private key (PEM).")
-    keyfile_password: Optional[str] = Field(None, description="Password for an encrypted keyfile.")
-    logconfig: Optional[str] = Field(
-        None, description="Logging config file: ini path, json:path or toml:path.",
+    keyfile: str | None = Field(None, description="Server private key (PEM).")
+    keyfile_password: str | None = Field(None, description="Password for an encrypted keyfile.")
+    logconfig: str | None = Field(
+        None,
+        description="Logging config file: ini path, json:path or toml:path.",
         json_schema_extra=_cli("--log-config"),
     )
-    logconfig_dict: Optional[dict[str, Any]] = Field(
+    logconfig_dict: dict[str, Any] | None = Field(
         None, description="logging.config.dictConfig mapping.", json_schema_extra=_NOT_CLI
     )
     logger_class: type = Field(
@@ -228,65 +242,83 @@ class Config(BaseSettings):
         description="Logger class used for access and error logs.",
         json_schema_extra=_NOT_CLI,
     )
-    loglevel: str = Field("INFO", description="Error log level.",
-                          json_schema_extra=_cli("--log-level"))
+    loglevel: str = Field(
+        "INFO", description="Error log level.", json_schema_extra=_cli("--log-level")
+    )
     max_app_queue_size: int = Field(
         10, ge=1, description="Request body chunks buffered for the app before reading pauses."
     )
-    max_requests: Optional[int] = Field(
+    max_requests: int | None = Field(
         None, ge=1, description="Requests a worker serves before it is recycled."
     )
     max_requests_jitter: int = Field(0, ge=0, description="Random extra requests for recycling.")
-    pid_path: Optional[str] = Field(None, description="File to write the server's PID to.",
-                                    json_schema_extra=_cli("-p", "--pid"))
+    pid_path: str | None = Field(
+        None,
+        description="File to write the server's PID to.",
+        json_schema_extra=_cli("-p", "--pid"),
+    )
     quic_bind: list[str] = Field([], description="UDP addresses to serve HTTP/3 on.")
-    read_timeout: Optional[float] = Field(
+    read_timeout: float | None = Field(
         None, gt=0, description="Seconds to wait for data from a client before closing."
     )
     root_path: str = Field("", description="ASGI root_path for an app mounted under a prefix.")
     server_names: list[str] = Field(
-        [], description="Host names served; requests for other hosts get 404.",
+        [],
+        description="Host names served; requests for other hosts get 404.",
         json_schema_extra=_cli("--server-name"),
     )
-    shutdown_timeout: float = Field(60.0 * SECONDS, gt=0,
-                                    description="Seconds to wait for lifespan shutdown.")
-    ssl_handshake_timeout: float = Field(60.0 * SECONDS, gt=0,
-                                         description="Seconds allowed for a TLS handshake.")
-    startup_timeout: float = Field(60.0 * SECONDS, gt=0,
-                                   description="Seconds to wait for lifespan start-up.")
-    statsd_host: Optional[str] = Field(None, description="host:port of a statsd server.")
+    shutdown_timeout: float = Field(
+        60.0 * SECONDS, gt=0, description="Seconds to wait for lifespan shutdown."
+    )
+    ssl_handshake_timeout: float = Field(
+        60.0 * SECONDS, gt=0, description="Seconds allowed for a TLS handshake."
+    )
+    startup_timeout: float = Field(
+        60.0 * SECONDS, gt=0, description="Seconds to wait for lifespan start-up."
+    )
+    statsd_host: str | None = Field(None, description="host:port of a statsd server.")
     statsd_prefix: str = Field("", description="Prefix for statsd metric names.")
-    umask: Optional[int] = Field(None, description="umask for unix sockets (octal).",
-                                 json_schema_extra=_cli("-m", "--umask"))
-    use_reloader: bool = Field(False, description="Restart when source files change.",
-                               json_schema_extra=_cli("--reload"))
-    user: Optional[int] = Field(None, description="User id to own unix sockets.",
-                                json_schema_extra=_cli("-u", "--user"))
-    verify_flags: Optional[ssl.VerifyFlags] = Field(None, description="ssl.VerifyFlags value.")
-    verify_mode: Optional[ssl.VerifyMode] = Field(
+    umask: int | None = Field(
+        None, description="umask for unix sockets (octal).", json_schema_extra=_cli("-m", "--umask")
+    )
+    use_reloader: bool = Field(
+        False, description="Restart when source files change.", json_schema_extra=_cli("--reload")
+    )
+    user: int | None = Field(
+        None, description="User id to own unix sockets.", json_schema_extra=_cli("-u", "--user")
+    )
+    verify_flags: ssl.VerifyFlags | None = Field(None, description="ssl.VerifyFlags value.")
+    verify_mode: ssl.VerifyMode | None = Field(
         None, description="Client certificate checking: none, optional or required."
     )
     websocket_max_message_size: int = Field(
         16 * MiB * BYTES, ge=1, description="Largest WebSocket message in bytes (else 1009)."
     )
-    websocket_ping_interval: Optional[float] = Field(
+    websocket_ping_interval: float | None = Field(
         None, gt=0, description="Seconds between server pings on WebSockets."
     )
     worker_class: Literal["asyncio", "uvloop", "trio"] = Field(
-        "asyncio", description="Event loop: asyncio, uvloop or trio.",
+        "asyncio",
+        description="Event loop: asyncio, uvloop or trio.",
         json_schema_extra=_cli("-k", "--worker-class"),
     )
-    workers: int = Field(1, ge=0, description="Worker processes (0: serve in this process).",
-                         json_schema_extra=_cli("-w", "--workers"))
-    wsgi_max_body_size: int = Field(16 * MiB * BYTES, ge=0,
-                                    description="Largest WSGI request body in bytes (else 413).")
+    workers: int = Field(
+        1,
+        ge=0,
+        description="Worker processes (0: serve in this process).",
+        json_schema_extra=_cli("-w", "--workers"),
+    )
+    wsgi_max_body_size: int = Field(
+        16 * MiB * BYTES, ge=0, description="Largest WSGI request body in bytes (else 413)."
+    )
 
     # ------------------------------------------------------------------ appliance keys
-    app: Optional[str] = Field(
-        None, description="Application: [asgi:|wsgi:]module[:expr], e.g. main:app.",
+    app: str | None = Field(
+        None,
+        description="Application: [asgi:|wsgi:]module[:expr], e.g. main:app.",
         json_schema_extra=_cli("--app"),
     )
-    app_dir: Optional[str] = Field(None, description="Directory put first on sys.path.")
+    app_dir: str | None = Field(None, description="Directory put first on sys.path.")
     log_format: Literal["text", "json"] = Field(
         "text", description="Log format for access and error logs: text or json."
     )
@@ -301,23 +333,23 @@ class Config(BaseSettings):
     mounts: dict[str, str] = Field(
         {}, description="Path prefix to application path, served through the dispatcher."
     )
-    max_request_body_size: Optional[int] = Field(
+    max_request_body_size: int | None = Field(
         None, ge=0, description="Largest request body in bytes for any app (else 413)."
     )
-    request_header_timeout: Optional[float] = Field(
+    request_header_timeout: float | None = Field(
         30.0, gt=0, description="Seconds to receive a complete request head (else 408)."
     )
-    request_body_timeout: Optional[float] = Field(
+    request_body_timeout: float | None = Field(
         None, gt=0, description="Seconds of request-body inactivity before the request aborts."
     )
-    max_concurrent_requests: Optional[int] = Field(
+    max_concurrent_requests: int | None = Field(
         None, ge=1, description="In-flight requests per worker; beyond it 503 + Retry-After."
     )
-    websocket_ping_timeout: Optional[float] = Field(
+    websocket_ping_timeout: float | None = Field(
         20.0, gt=0, description="Seconds to wait for a pong before closing a WebSocket."
     )
     websocket_compression: bool = Field(True, description="Offer permessage-deflate.")
-    admin_bind: Optional[str] = Field(
+    admin_bind: str | None = Field(
         None, description="Address of the admin listener (/livez, /readyz, /metrics)."
     )
     shutdown_delay: float = Field(
@@ -325,7 +357,7 @@ class Config(BaseSettings):
     )
     tls_min_version: Literal["1.2", "1.3"] = Field("1.2", description="Minimum TLS version.")
 
-    _log: Optional[Logger] = PrivateAttr(None)
+    _log: Logger | None = PrivateAttr(None)
     _date_cache: tuple[int, bytes] = PrivateAttr((0, b""))
 
     # ------------------------------------------------------------------ sources
@@ -353,8 +385,9 @@ class Config(BaseSettings):
                     parse_bind(item)
         return value
 
-    @field_validator("alpn_protocols", "alt_svc_headers", "server_names", "trusted_proxies",
-                     mode="before")
+    @field_validator(
+        "alpn_protocols", "alt_svc_headers", "server_names", "trusted_proxies", mode="before"
+    )
     @classmethod
     def _str_list(cls, value: Any) -> Any:
         return _split_list(value)
@@ -367,13 +400,14 @@ class Config(BaseSettings):
                 try:
                     ipaddress.ip_network(item, strict=False)
                 except ValueError:
-                    raise ValueError(f"{item!r} is not an IP address, a CIDR, 'unix' or '*'")\
-                        from None
+                    raise ValueError(
+                        f"{item!r} is not an IP address, a CIDR, 'unix' or '*'"
+                    ) from None
         return value
 
     @field_validator("admin_bind")
     @classmethod
-    def _check_admin_bind(cls, value: Optional[str]) -> Optional[str]:
+    def _check_admin_bind(cls, value: str | None) -> str | None:
         if value is not None:
             parse_bind(value)
         return value
@@ -382,8 +416,11 @@ class Config(BaseSettings):
     @classmethod
     def _verify_mode(cls, value: Any) -> Any:
         if isinstance(value, str):
-            names = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL,
-                     "required": ssl.CERT_REQUIRED}
+            names = {
+                "none": ssl.CERT_NONE,
+                "optional": ssl.CERT_OPTIONAL,
+                "required": ssl.CERT_REQUIRED,
+            }
             key = value.strip().lower().removeprefix("cert_")
             if key in names:
                 return names[key]
@@ -418,8 +455,7 @@ class Config(BaseSettings):
             try:
                 return int(text, 8) if text.startswith("0") and text.isdigit() else int(text, 0)
             except ValueError:
-                raise ValueError("expected an integer (octal with a leading 0 for umask)")\
-                    from None
+                raise ValueError("expected an integer (octal with a leading 0 for umask)") from None
         return value
 
     @field_validator("loglevel")
@@ -455,7 +491,7 @@ class Config(BaseSettings):
         """True when a certificate and key are configured."""
         return self.certfile is not None and self.keyfile is not None
 
-    def create_ssl_context(self) -> Optional[ssl.SSLContext]:
+    def create_ssl_context(self) -> ssl.SSLContext | None:
         """Build the server TLS context, or ``None`` when TLS is not configured."""
         if not self.ssl_enabled:
             return None
@@ -539,8 +575,11 @@ class Config(BaseSettings):
             if old_umask is not None:
                 os.umask(old_umask)
         if self.user is not None or self.group is not None:
-            os.chown(path, -1 if self.user is None else self.user,
-                     -1 if self.group is None else self.group)
+            os.chown(
+                path,
+                -1 if self.user is None else self.user,
+                -1 if self.group is None else self.group,
+            )
         return sock
 
     def response_headers(self, protocol: str) -> list[tuple[bytes, bytes]]:
@@ -564,9 +603,7 @@ class Config(BaseSettings):
 
     # ------------------------------------------------------------------ alternative constructors
     @classmethod
-    def from_mapping(
-        cls, mapping: Optional[dict[str, Any]] = None, **kwargs: Any
-    ) -> Config:
+    def from_mapping(cls, mapping: dict[str, Any] | None = None, **kwargs: Any) -> Config:
         """Create a Config from a mapping and/or keyword arguments (unknown keys are errors)."""
         from .settings import flatten_tables
 
@@ -577,14 +614,14 @@ class Config(BaseSettings):
         return cls(**flatten_tables(values))
 
     @classmethod
-    def from_toml(cls, filename: Union[str, os.PathLike[str]]) -> Config:
+    def from_toml(cls, filename: str | os.PathLike[str]) -> Config:
         """Create a Config from a TOML file of top-level keys (and optional tables)."""
         from .settings import read_toml
 
         return cls.from_mapping(read_toml(Path(filename)))
 
     @classmethod
-    def from_pyfile(cls, filename: Union[str, os.PathLike[str]]) -> Config:
+    def from_pyfile(cls, filename: str | os.PathLike[str]) -> Config:
         """Create a Config from the module-level names of a Python file that are config keys."""
         path = Path(filename)
         spec = importlib.util.spec_from_file_location("hypercorn_config_file", path)
@@ -595,7 +632,7 @@ class Config(BaseSettings):
         return cls.from_object(module)
 
     @classmethod
-    def from_object(cls, instance: Union[object, str]) -> Config:
+    def from_object(cls, instance: object | str) -> Config:
         """Create a Config from an object's (or ``"module.name"``'s) attributes that are keys."""
         if isinstance(instance, str):
             module_name, _, attr = instance.rpartition(".")
@@ -609,14 +646,22 @@ class Config(BaseSettings):
             mapping = {
                 key: getattr(instance, key)
                 for key in dir(instance)
-                if not key.startswith("_") and not isinstance(getattr(instance, key),
-                                                               types.ModuleType)
+                if not key.startswith("_")
+                and not isinstance(getattr(instance, key), types.ModuleType)
             }
         return cls.from_mapping({k: v for k, v in mapping.items() if k in cls.model_fields})
 
 
-_LOG_FIELDS = {"accesslog", "errorlog", "loglevel", "logconfig", "logconfig_dict",
-               "access_log_format", "logger_class", "log_format"}
+_LOG_FIELDS = {
+    "accesslog",
+    "errorlog",
+    "loglevel",
+    "logconfig",
+    "logconfig_dict",
+    "access_log_format",
+    "logger_class",
+    "log_format",
+}
 
 
 def _default_logger_class() -> type:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 
 class Event(ABC):  # noqa: B024 - an abstract marker base, as in the public API
@@ -21,7 +21,7 @@ class RawData(Event):
     """Bytes received from, or to be sent to, the peer."""
 
     data: bytes
-    address: Optional[Any] = None
+    address: Any | None = None
 
 
 @dataclass(frozen=True)

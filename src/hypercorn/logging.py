@@ -18,15 +18,17 @@ import sys
 import time
 from collections.abc import Mapping
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Optional, Union
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .config import Config
     from .typing import WWWScope
 
 _CONTROL = {i: f"\\x{i:02x}" for i in [*range(0x20), 0x7F]}
-_CONTROL.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", ord('"'): '\\"',
-                 ord("\\"): "\\\\"})
+_CONTROL.update(
+    {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", ord('"'): '\\"', ord("\\"): "\\\\"}
+)
 
 
 def escape(value: str) -> str:
@@ -35,9 +37,13 @@ def escape(value: str) -> str:
 
 
 def _create_logger(
-    name: str, target: Union[logging.Logger, str, None], level: Optional[str],
-    sys_default: Any, *, propagate: bool = True,
-) -> Optional[logging.Logger]:
+    name: str,
+    target: logging.Logger | str | None,
+    level: str | None,
+    sys_default: Any,
+    *,
+    propagate: bool = True,
+) -> logging.Logger | None:
     if isinstance(target, logging.Logger):
         return target
     if target:
@@ -73,17 +79,16 @@ class Logger:
                 with open(config.logconfig[5:]) as file_:
                     logging.config.dictConfig(json.load(file_))
             elif config.logconfig.startswith("toml:"):
-                from .settings import tomllib
+                from .settings import read_toml
 
-                with open(config.logconfig[5:], "rb") as file_:
-                    logging.config.dictConfig(tomllib.load(file_))
+                logging.config.dictConfig(read_toml(Path(config.logconfig[5:])))
             else:
                 logging.config.fileConfig(config.logconfig, disable_existing_loggers=False)
         if config.logconfig_dict is not None:
             logging.config.dictConfig(config.logconfig_dict)
 
     async def access(
-        self, request: WWWScope, response: Optional[Mapping[str, Any]], request_time: float
+        self, request: WWWScope, response: Mapping[str, Any] | None, request_time: float
     ) -> None:
         """Log one request. ``response`` has ``status`` and ``headers`` (None if no response)."""
         if self.access_logger is not None:
@@ -120,7 +125,7 @@ class Logger:
             self.error_logger.log(level, message, *args, **kwargs)
 
     def atoms(
-        self, request: WWWScope, response: Optional[Mapping[str, Any]], request_time: float
+        self, request: WWWScope, response: Mapping[str, Any] | None, request_time: float
     ) -> AccessLogAtoms:
         """The atoms available to ``access_log_format``."""
         return AccessLogAtoms(request, response, request_time)
@@ -133,7 +138,7 @@ class AccessLogAtoms(dict[str, str]):
     """The values of every access-log atom for one request, all escaped."""
 
     def __init__(
-        self, request: WWWScope, response: Optional[Mapping[str, Any]], request_time: float
+        self, request: WWWScope, response: Mapping[str, Any] | None, request_time: float
     ) -> None:
         super().__init__()
         for name, value in request["headers"]:
@@ -165,29 +170,31 @@ class AccessLogAtoms(dict[str, str]):
                 status_phrase = f"<unknown status code {response['status']}>"
             if "bytes" in response:
                 response_length = str(response["bytes"])
-        self.update({
-            "h": escape(remote_addr or "-"),
-            "l": "-",
-            "t": time.strftime("[%d/%b/%Y:%H:%M:%S %z]"),
-            "r": escape(f"{method} {request['path']} {protocol}"),
-            "R": escape(f"{method} {path_with_qs} {protocol}"),
-            "s": status_code,
-            "st": status_phrase,
-            "S": request["scheme"],
-            "m": method,
-            "U": escape(request["path"]),
-            "Uq": escape(path_with_qs),
-            "q": escape(query_string),
-            "H": protocol,
-            "b": response_length,
-            "B": "0" if response_length == "-" else response_length,
-            "f": self.get("{referer}i", "-"),
-            "a": self.get("{user-agent}i", "-"),
-            "T": str(int(request_time)),
-            "D": str(int(request_time * 1_000_000)),
-            "L": f"{request_time:.6f}",
-            "p": f"<{os.getpid()}>",
-        })
+        self.update(
+            {
+                "h": escape(remote_addr or "-"),
+                "l": "-",
+                "t": time.strftime("[%d/%b/%Y:%H:%M:%S %z]"),
+                "r": escape(f"{method} {request['path']} {protocol}"),
+                "R": escape(f"{method} {path_with_qs} {protocol}"),
+                "s": status_code,
+                "st": status_phrase,
+                "S": request["scheme"],
+                "m": method,
+                "U": escape(request["path"]),
+                "Uq": escape(path_with_qs),
+                "q": escape(query_string),
+                "H": protocol,
+                "b": response_length,
+                "B": "0" if response_length == "-" else response_length,
+                "f": self.get("{referer}i", "-"),
+                "a": self.get("{user-agent}i", "-"),
+                "T": str(int(request_time)),
+                "D": str(int(request_time * 1_000_000)),
+                "L": f"{request_time:.6f}",
+                "p": f"<{os.getpid()}>",
+            }
+        )
 
     def __getitem__(self, key: str) -> str:
         if key.startswith("{"):

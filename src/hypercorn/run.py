@@ -21,9 +21,8 @@ import signal
 import sys
 import traceback
 from collections.abc import Awaitable, Callable
-from functools import partial
 from multiprocessing.synchronize import Event as EventType
-from typing import Any, Optional
+from typing import Any
 
 from .config import Config, Sockets
 from .utils import (
@@ -45,7 +44,7 @@ class _Signals:
     forces an immediate exit."""
 
     def __init__(self, on_force: Callable[[], None]) -> None:
-        self.received: Optional[int] = None
+        self.received: int | None = None
         self._on_force = on_force
         self._wakeups: list[Callable[[], None]] = []
         self._previous: dict[int, Any] = {}
@@ -75,7 +74,10 @@ class _Signals:
             return
         loop = asyncio.get_running_loop()
         event = asyncio.Event()
-        wakeup = partial(loop.call_soon_threadsafe, event.set)
+
+        def wakeup() -> None:
+            loop.call_soon_threadsafe(event.set)
+
         self._wakeups.append(wakeup)
         try:
             await event.wait()
@@ -142,8 +144,9 @@ def _run_loop(config: Config, main: Awaitable[None]) -> None:
         asyncio.run(main, debug=config.debug)  # type: ignore[arg-type]
 
 
-def _serve(config: Config, sockets: Optional[Sockets],
-           shutdown_trigger: Callable[[], Awaitable[Any]]) -> int:
+def _serve(
+    config: Config, sockets: Sockets | None, shutdown_trigger: Callable[[], Awaitable[Any]]
+) -> int:
     """Load the app and serve it on this process's event loop; returns the exit code."""
     from .asyncio.run import worker_serve
 
@@ -151,8 +154,9 @@ def _serve(config: Config, sockets: Optional[Sockets],
     if app is None:
         return code
     try:
-        _run_loop(config, worker_serve(app, config, sockets=sockets,
-                                       shutdown_trigger=shutdown_trigger))
+        _run_loop(
+            config, worker_serve(app, config, sockets=sockets, shutdown_trigger=shutdown_trigger)
+        )
     except (LifespanFailureError, LifespanTimeoutError) as error:
         logging.getLogger("hypercorn.error").critical("Application start-up failed: %s", error)
         return EXIT_STARTUP
@@ -222,11 +226,13 @@ def _run_workers(config: Config, signals: _Signals) -> int:
                 shutdown_event.set()
             for process in processes:
                 process.join(0.1)
-                if not process.is_alive() and process.exitcode not in (None, 0):
-                    if not shutdown_event.is_set():
-                        exit_code = exit_code or (process.exitcode if process.exitcode > 0
-                                                  else EXIT_FAILURE)
-                        shutdown_event.set()
+                failed = not process.is_alive() and process.exitcode not in (None, 0)
+                if failed and not shutdown_event.is_set():
+                    assert process.exitcode is not None
+                    exit_code = exit_code or (
+                        process.exitcode if process.exitcode > 0 else EXIT_FAILURE
+                    )
+                    shutdown_event.set()
     finally:
         for sock in [*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets]:
             sock.close()

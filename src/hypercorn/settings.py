@@ -22,11 +22,11 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from pydantic import ValidationError
 
-from .config import Config
+from .config import Config, field_extra
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -57,7 +57,7 @@ class Layer:
 
 
 def field_kind(name: str) -> str:
-    """"list", "dict", "bool" or "scalar" for a Config field."""
+    """ "list", "dict", "bool" or "scalar" for a Config field."""
     annotation = Config.model_fields[name].annotation
     for candidate in (annotation, *typing.get_args(annotation)):
         origin = typing.get_origin(candidate)
@@ -104,8 +104,9 @@ def flatten_tables(mapping: Mapping[str, Any]) -> dict[str, Any]:
     """
     result: dict[str, Any] = {}
     for key, value in mapping.items():
-        if (isinstance(value, dict) and not (key in Config.model_fields
-                                             and field_kind(key) == "dict")):
+        if isinstance(value, dict) and not (
+            key in Config.model_fields and field_kind(key) == "dict"
+        ):
             for sub_key, sub_value in flatten_tables(value).items():
                 result[f"{key}_{sub_key}"] = sub_value
         else:
@@ -117,7 +118,7 @@ def read_toml(path: Path) -> dict[str, Any]:
     """Read a TOML config file; raises :class:`ConfigError` naming the file on failure."""
     try:
         with open(path, "rb") as file_:
-            return tomllib.load(file_)
+            return dict(tomllib.load(file_))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} not found") from None
     except OSError as error:
@@ -130,12 +131,12 @@ def file_layer(spec: str) -> Layer:
     """Values from ``-c``: a TOML path, ``python:module.object`` or ``file:path.py``."""
     layer = Layer()
     if spec.startswith("python:"):
-        config = Config.from_object(spec[len("python:"):])
+        config = Config.from_object(spec[len("python:") :])
         source = f"config object {spec}"
         values = {key: getattr(config, key) for key in config.model_fields_set}
     elif spec.startswith("file:"):
-        config = Config.from_pyfile(spec[len("file:"):])
-        source = f"config file {spec[len('file:'):]}"
+        config = Config.from_pyfile(spec[len("file:") :])
+        source = f"config file {spec[len('file:') :]}"
         values = {key: getattr(config, key) for key in config.model_fields_set}
     else:
         path = Path(spec.removeprefix("toml:"))
@@ -152,7 +153,7 @@ def env_layer(environ: Mapping[str, str]) -> tuple[Layer, list[str]]:
     warnings: list[str] = []
     known = {ENV_PREFIX + name.upper() for name in Config.model_fields}
     for name in Config.model_fields:
-        if (Config.model_fields[name].json_schema_extra or {}).get("cli") is False:
+        if field_extra(name).get("cli") is False:
             continue
         var = ENV_PREFIX + name.upper()
         source = f"environment variable {var}"
@@ -164,8 +165,10 @@ def env_layer(environ: Mapping[str, str]) -> tuple[Layer, list[str]]:
             try:
                 raw = Path(path).read_text().rstrip("\r\n")
             except OSError as error:
-                raise ConfigError(f"{name} (from environment variable {var}_FILE): cannot read "
-                                  f"{path}: {error.strerror}") from None
+                raise ConfigError(
+                    f"{name} (from environment variable {var}_FILE): cannot read "
+                    f"{path}: {error.strerror}"
+                ) from None
         else:
             continue
         try:
@@ -175,16 +178,20 @@ def env_layer(environ: Mapping[str, str]) -> tuple[Layer, list[str]]:
     if "workers" not in layer.values and environ.get("WEB_CONCURRENCY"):
         layer.set("workers", environ["WEB_CONCURRENCY"], "environment variable WEB_CONCURRENCY")
     for var in environ:
-        if (var.startswith(ENV_PREFIX) and var not in known and var != CONFIG_ENV
-                and not (var.endswith("_FILE") and var[:-5] in known)):
+        if (
+            var.startswith(ENV_PREFIX)
+            and var not in known
+            and var != CONFIG_ENV
+            and not (var.endswith("_FILE") and var[:-5] in known)
+        ):
             warnings.append(f"ignoring unknown environment variable {var}")
     return layer, warnings
 
 
 def load_config(
-    cli: Optional[Layer] = None,
-    config_spec: Optional[str] = None,
-    environ: Optional[Mapping[str, str]] = None,
+    cli: Layer | None = None,
+    config_spec: str | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> tuple[Config, dict[str, str], list[str]]:
     """Build the effective Config from every source.
 
@@ -234,18 +241,21 @@ def check_files(config: Config, sources: Mapping[str, str]) -> None:
             continue
         if not os.path.isfile(path) or not os.access(path, os.R_OK):
             reason = "does not exist" if not os.path.exists(path) else "is not a readable file"
-            raise ConfigError(f"{key} = {path!r} (from {sources.get(key, DEFAULT_SOURCE)}): "
-                              f"{reason}")
+            raise ConfigError(
+                f"{key} = {path!r} (from {sources.get(key, DEFAULT_SOURCE)}): {reason}"
+            )
     if (config.certfile is None) != (config.keyfile is None):
         missing = "keyfile" if config.keyfile is None else "certfile"
-        raise ConfigError(f"{missing}: required when "
-                          f"{'certfile' if missing == 'keyfile' else 'keyfile'} is set")
+        raise ConfigError(
+            f"{missing}: required when {'certfile' if missing == 'keyfile' else 'keyfile'} is set"
+        )
     if config.ssl_enabled:
         try:
             config.create_ssl_context()
         except (ssl.SSLError, OSError, ValueError) as error:
-            raise ConfigError(f"certfile/keyfile ({config.certfile}, {config.keyfile}): "
-                              f"cannot be loaded: {error}") from None
+            raise ConfigError(
+                f"certfile/keyfile ({config.certfile}, {config.keyfile}): cannot be loaded: {error}"
+            ) from None
 
 
 # --------------------------------------------------------------------------- TOML output
@@ -263,8 +273,9 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}"
-                               for k, v in value.items()) + "}"
+        return (
+            "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
+        )
     return json.dumps(str(value))
 
 
@@ -272,8 +283,7 @@ def render_toml(config: Config, sources: Mapping[str, str]) -> str:
     """The effective configuration as TOML, each line annotated with its source."""
     lines = ["# Effective hypercorn configuration; '# from' says where each value came from."]
     for name in sorted(Config.model_fields):
-        if (Config.model_fields[name].json_schema_extra or {}).get("cli") is False and \
-                name not in sources:
+        if field_extra(name).get("cli") is False and name not in sources:
             continue
         value = getattr(config, name)
         source = sources.get(name, DEFAULT_SOURCE)

@@ -7,7 +7,7 @@ The TypedDicts follow the ASGI specification 3.0 (``http`` 2.4, ``websocket`` 2.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Literal, Optional, TypedDict, Union
+from typing import Any, Literal, Protocol, TypedDict, Union
 
 from typing_extensions import NotRequired
 
@@ -28,8 +28,8 @@ class HTTPScope(TypedDict):
     query_string: bytes
     root_path: str
     headers: Iterable[tuple[bytes, bytes]]
-    client: Optional[tuple[str, int]]
-    server: Optional[tuple[str, Optional[int]]]
+    client: tuple[str, int] | None
+    server: tuple[str, int | None] | None
     state: NotRequired[dict[str, Any]]
     extensions: dict[str, dict[object, object]]
 
@@ -44,8 +44,8 @@ class WebsocketScope(TypedDict):
     query_string: bytes
     root_path: str
     headers: Iterable[tuple[bytes, bytes]]
-    client: Optional[tuple[str, int]]
-    server: Optional[tuple[str, Optional[int]]]
+    client: tuple[str, int] | None
+    server: tuple[str, int | None] | None
     subprotocols: Iterable[str]
     state: NotRequired[dict[str, Any]]
     extensions: dict[str, dict[object, object]]
@@ -107,20 +107,20 @@ class WebsocketConnectEvent(TypedDict):
 
 class WebsocketAcceptEvent(TypedDict):
     type: Literal["websocket.accept"]
-    subprotocol: NotRequired[Optional[str]]
+    subprotocol: NotRequired[str | None]
     headers: NotRequired[Iterable[tuple[bytes, bytes]]]
 
 
 class WebsocketReceiveEvent(TypedDict):
     type: Literal["websocket.receive"]
-    bytes: NotRequired[Optional[bytes]]
-    text: NotRequired[Optional[str]]
+    bytes: NotRequired[bytes | None]
+    text: NotRequired[str | None]
 
 
 class WebsocketSendEvent(TypedDict):
     type: Literal["websocket.send"]
-    bytes: NotRequired[Optional[bytes]]
-    text: NotRequired[Optional[str]]
+    bytes: NotRequired[bytes | None]
+    text: NotRequired[str | None]
 
 
 class WebsocketResponseStartEvent(TypedDict):
@@ -138,13 +138,13 @@ class WebsocketResponseBodyEvent(TypedDict):
 class WebsocketDisconnectEvent(TypedDict):
     type: Literal["websocket.disconnect"]
     code: int
-    reason: NotRequired[Optional[str]]
+    reason: NotRequired[str | None]
 
 
 class WebsocketCloseEvent(TypedDict):
     type: Literal["websocket.close"]
     code: NotRequired[int]
-    reason: NotRequired[Optional[str]]
+    reason: NotRequired[str | None]
 
 
 class LifespanStartupEvent(TypedDict):
@@ -215,7 +215,7 @@ SyncSpawn = Callable[..., Awaitable[Any]]
 CallSoon = Callable[..., Any]
 
 
-class AppWrapper:
+class AppWrapper(Protocol):
     """The interface both :class:`~hypercorn.app_wrappers.ASGIWrapper` and
     :class:`~hypercorn.app_wrappers.WSGIWrapper` implement."""
 
@@ -226,5 +226,4 @@ class AppWrapper:
         send: ASGISendCallable,
         sync_spawn: SyncSpawn,
         call_soon: CallSoon,
-    ) -> None:
-        raise NotImplementedError
+    ) -> None: ...

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from enum import Enum
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Union
 
 if TYPE_CHECKING:
     from .config import Config
@@ -70,9 +70,9 @@ class FrameTooLargeError(Exception):
 _MODES = ("asgi", "wsgi")
 
 
-def split_app_path(path: str) -> tuple[Optional[str], str, str]:
+def split_app_path(path: str) -> tuple[str | None, str, str]:
     """Split ``[asgi:|wsgi:]module[:expr]`` into ``(mode, module, expr)``; expr defaults to app."""
-    mode: Optional[str] = None
+    mode: str | None = None
     head, sep, rest = path.partition(":")
     if sep and head in _MODES:
         mode, path = head, rest
@@ -90,14 +90,18 @@ def _import_module(module_name: str, original: str) -> Any:
         if file_path.suffix != ".py" and file_path.with_suffix(".py").exists():
             file_path = file_path.with_suffix(".py")
         if not file_path.exists():
-            raise NoAppError(f"Cannot load application from '{original}': file {file_path} not found")
+            raise NoAppError(
+                f"Cannot load application from '{original}': file {file_path} not found"
+            )
         sys.path.insert(0, str(file_path.resolve().parent))
         module_name = file_path.stem
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as error:
-        if error.name is not None and module_name.split(".")[0] == error.name.split(".")[0] and (
-            module_name == error.name or module_name.startswith(error.name + ".")
+        if (
+            error.name is not None
+            and module_name.split(".")[0] == error.name.split(".")[0]
+            and (module_name == error.name or module_name.startswith(error.name + "."))
         ):
             raise NoAppError(
                 f"Cannot load application from '{original}': module '{module_name}' not found "
@@ -110,9 +114,11 @@ def _evaluate(module: Any, expr: str, original: str) -> Any:
     try:
         node = ast.parse(expr, mode="eval").body
     except SyntaxError:
-        raise NoAppError(f"Cannot load application from '{original}': '{expr}' is not a valid "
-                         "attribute or call expression") from None
-    call: Optional[ast.Call] = None
+        raise NoAppError(
+            f"Cannot load application from '{original}': '{expr}' is not a valid "
+            "attribute or call expression"
+        ) from None
+    call: ast.Call | None = None
     if isinstance(node, ast.Call):
         call, node = node, node.func
     names: list[str] = []
@@ -120,8 +126,10 @@ def _evaluate(module: Any, expr: str, original: str) -> Any:
         names.append(node.attr)
         node = node.value
     if not isinstance(node, ast.Name):
-        raise NoAppError(f"Cannot load application from '{original}': '{expr}' must be a name, "
-                         "a dotted name or a call such as create_app()")
+        raise NoAppError(
+            f"Cannot load application from '{original}': '{expr}' must be a name, "
+            "a dotted name or a call such as create_app()"
+        )
     names.append(node.id)
     obj = module
     for index, name in enumerate(reversed(names)):
@@ -137,8 +145,10 @@ def _evaluate(module: Any, expr: str, original: str) -> Any:
             args = [ast.literal_eval(arg) for arg in call.args]
             kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords if kw.arg}
         except ValueError:
-            raise NoAppError(f"Cannot load application from '{original}': only literal "
-                             "arguments are allowed in the factory call") from None
+            raise NoAppError(
+                f"Cannot load application from '{original}': only literal "
+                "arguments are allowed in the factory call"
+            ) from None
         obj = obj(*args, **kwargs)
     return obj
 
@@ -164,7 +174,7 @@ def load_application(path: str, wsgi_max_body_size: int) -> AppWrapper:
     return wrap_app(app, wsgi_max_body_size, mode)
 
 
-def wrap_app(app: Any, wsgi_max_body_size: int, mode: Optional[str] = None) -> AppWrapper:
+def wrap_app(app: Any, wsgi_max_body_size: int, mode: str | None = None) -> AppWrapper:
     """Wrap ``app`` in an :class:`ASGIWrapper` or :class:`WSGIWrapper`.
 
     ``mode`` forces "asgi" or "wsgi"; otherwise :func:`is_asgi` decides. An object that is
@@ -234,7 +244,7 @@ def write_pid_file(pid_path: str) -> None:
 # ----------------------------------------------------------------------------- addresses
 
 
-def parse_socket_addr(family: int, address: Any) -> Optional[tuple[str, int]]:
+def parse_socket_addr(family: int, address: Any) -> tuple[str, int] | None:
     """Return ``(host, port)`` for an IPv4/IPv6 address, ``None`` for other families."""
     if family == socket.AF_INET:
         return (address[0], address[1])
@@ -270,7 +280,7 @@ def _as_bytes(value: _HeaderLike) -> bytes:
 
 
 def build_and_validate_headers(
-    headers: Union[Iterable[tuple[_HeaderLike, _HeaderLike]], Mapping[_HeaderLike, _HeaderLike]],
+    headers: Iterable[tuple[_HeaderLike, _HeaderLike]] | Mapping[_HeaderLike, _HeaderLike],
 ) -> list[tuple[bytes, bytes]]:
     """Return headers as a list of lower-cased ``(name, value)`` byte pairs, validated.
 
@@ -302,7 +312,7 @@ def suppress_body(method: str, status_code: int) -> bool:
     return method == "HEAD" or 100 <= status_code < 200 or status_code in (204, 304)
 
 
-def _host_of(request: Any) -> Optional[str]:
+def _host_of(request: Any) -> str | None:
     headers = getattr(request, "headers", request)
     value: Any = None
     if isinstance(headers, Mapping):

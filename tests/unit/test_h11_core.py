@@ -41,8 +41,12 @@ def read_body(stream: HTTPStream) -> bytes:
             return body
 
 
-def respond(stream: HTTPStream, body: bytes = b"ok", status: int = 200,
-            headers: list[tuple[bytes, bytes]] | None = None) -> None:
+def respond(
+    stream: HTTPStream,
+    body: bytes = b"ok",
+    status: int = 200,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     stream.app_send({"type": "http.response.start", "status": status, "headers": headers or []})
     stream.app_send({"type": "http.response.body", "body": body})
 
@@ -85,8 +89,11 @@ def test_simple_get_response_has_status_line_reason_and_default_headers() -> Non
     assert read_body(stream) == b""
     respond(stream, b"hello")
     data = conn.data_to_send()
-    assert data == (b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ndate: " + DATE +
-                    b"\r\nserver: hypercorn-h11\r\n\r\nhello")
+    assert data == (
+        b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ndate: "
+        + DATE
+        + b"\r\nserver: hypercorn-h11\r\n\r\nhello"
+    )
     assert not conn.closed
 
 
@@ -124,11 +131,15 @@ def test_streamed_response_is_chunked_with_trailers() -> None:
 
 def test_chunked_request_body_reaches_app_in_pieces() -> None:
     conn = make_connection()
-    conn.receive_data(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-                      b"3\r\nabc\r\n", now=0.0)
+    conn.receive_data(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n", now=0.0
+    )
     [stream] = conn.pop_new_streams()
-    assert stream.app_receive_nowait() == {"type": "http.request", "body": b"abc",
-                                           "more_body": True}
+    assert stream.app_receive_nowait() == {
+        "type": "http.request",
+        "body": b"abc",
+        "more_body": True,
+    }
     assert stream.app_receive_nowait() is None
     conn.receive_data(b"2\r\nde\r\n0\r\n\r\n", now=0.0)
     assert read_body(stream) == b"de"
@@ -156,8 +167,9 @@ def test_body_for_head_request_is_dropped() -> None:
 
 def test_100_continue_sent_only_when_app_reads_body() -> None:
     conn = make_connection()
-    conn.receive_data(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
-                      b"Expect: 100-continue\r\n\r\n", now=0.0)
+    conn.receive_data(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n", now=0.0
+    )
     [stream] = conn.pop_new_streams()
     assert conn.data_to_send() == b""
     assert stream.app_receive_nowait() is None
@@ -168,8 +180,9 @@ def test_100_continue_sent_only_when_app_reads_body() -> None:
 
 def test_no_100_continue_when_app_answers_without_reading() -> None:
     conn = make_connection()
-    conn.receive_data(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
-                      b"Expect: 100-continue\r\n\r\n", now=0.0)
+    conn.receive_data(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n", now=0.0
+    )
     [stream] = conn.pop_new_streams()
     respond(stream, b"no", status=401)
     data = conn.data_to_send()
@@ -180,8 +193,9 @@ def test_no_100_continue_when_app_answers_without_reading() -> None:
 
 def test_pipelined_requests_are_answered_in_order() -> None:
     conn = make_connection()
-    conn.receive_data(b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n",
-                      now=0.0)
+    conn.receive_data(
+        b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n", now=0.0
+    )
     [first] = conn.pop_new_streams()
     assert first.scope["path"] == "/1"
     assert conn.pop_new_streams() == ()  # h11 holds the second until the first is answered
@@ -203,16 +217,24 @@ def test_any_split_of_a_request_gives_the_same_request(
     body: bytes, chunked: bool, cuts: list[int]
 ) -> None:
     if chunked:
-        encoded = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 7]), body[i:i + 7])
-                           for i in range(0, len(body), 7)) + b"0\r\n\r\n"
+        encoded = (
+            b"".join(
+                b"%x\r\n%s\r\n" % (len(body[i : i + 7]), body[i : i + 7])
+                for i in range(0, len(body), 7)
+            )
+            + b"0\r\n\r\n"
+        )
         head = b"POST /p%20q?a=b HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
     else:
         encoded = body
-        head = (b"POST /p%20q?a=b HTTP/1.1\r\nHost: a\r\nContent-Length: "
-                + str(len(body)).encode() + b"\r\n\r\n")
+        head = (
+            b"POST /p%20q?a=b HTTP/1.1\r\nHost: a\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+        )
     raw = head + encoded
     points = sorted({cut % (len(raw) + 1) for cut in cuts})
-    pieces = [raw[a:b] for a, b in zip([0, *points], [*points, len(raw)]) if b > a]
+    pieces = [raw[a:b] for a, b in zip([0, *points], [*points, len(raw)], strict=True) if b > a]
     conn = make_connection()
     streams: list[HTTPStream] = []
     received = b""
@@ -239,7 +261,7 @@ def test_pipelining_with_any_split_answers_every_request_in_order(
 ) -> None:
     raw = b"".join(b"GET %s HTTP/1.1\r\nHost: a\r\n\r\n" % p.encode() for p in paths)
     points = sorted({cut % (len(raw) + 1) for cut in cuts})
-    pieces = [raw[a:b] for a, b in zip([0, *points], [*points, len(raw)]) if b > a]
+    pieces = [raw[a:b] for a, b in zip([0, *points], [*points, len(raw)], strict=True) if b > a]
     conn = make_connection()
     seen = []
     out = b""
@@ -264,8 +286,10 @@ def test_pipelining_with_any_split_answers_every_request_in_order(
     ("raw", "status"),
     [
         (b"GARBAGE\r\n\r\n", 400),
-        (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
-         400),
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            400,
+        ),
         (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nBad Header: a\r\n\r\n", 400),
@@ -283,17 +307,21 @@ def test_malformed_requests_get_an_error_and_close(raw: bytes, status: int) -> N
     assert conn.closed
 
 
-def test_oversized_head_gets_431() -> None:
+@pytest.mark.parametrize("complete", [False, True])
+def test_oversized_head_gets_431_whether_or_not_it_arrived_whole(complete: bool) -> None:
     conn = make_connection(h11_max_incomplete_size=1024)
-    conn.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"a" * 2000, now=0.0)
+    raw = b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"a" * 2000
+    conn.receive_data(raw + (b"\r\n\r\n" if complete else b""), now=0.0)
+    assert conn.pop_new_streams() == ()
     assert conn.data_to_send().startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
     assert conn.closed
 
 
 def test_absolute_form_and_asterisk_targets() -> None:
     conn = make_connection()
-    conn.receive_data(b"GET http://example.com/a/b?c HTTP/1.1\r\nHost: example.com\r\n\r\n",
-                      now=0.0)
+    conn.receive_data(
+        b"GET http://example.com/a/b?c HTTP/1.1\r\nHost: example.com\r\n\r\n", now=0.0
+    )
     [stream] = conn.pop_new_streams()
     assert (stream.scope["path"], stream.scope["query_string"]) == ("/a/b", b"c")
     conn2 = make_connection()
@@ -397,7 +425,7 @@ def test_disconnect_reaches_app_and_send_raises_oserror() -> None:
     conn.connection_lost()
     assert woken
     assert stream.app_receive_nowait() == {"type": "http.disconnect"}
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="disconnected"):
         stream.app_send({"type": "http.response.start", "status": 200})
 
 
@@ -432,8 +460,7 @@ def test_early_hints_sent_as_103_to_http11_clients_only() -> None:
         stream.app_send({"type": "http.response.early_hint", "links": [b"</s.css>; rel=preload"]})
         respond(stream)
         data = conn.data_to_send()
-        assert data.startswith(b"HTTP/1.1 103 Early Hints\r\nlink: </s.css>; rel=preload")\
-            == expect
+        assert data.startswith(b"HTTP/1.1 103 Early Hints\r\nlink: </s.css>; rel=preload") == expect
 
 
 def test_root_path_is_prefixed_to_path() -> None:
@@ -453,8 +480,9 @@ def test_raw_header_case_passed_when_configured() -> None:
 
 def test_backpressure_stops_reading_when_app_lags() -> None:
     conn = make_connection(max_app_queue_size=2)
-    conn.receive_data(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-                      b"1\r\na\r\n", now=0.0)
+    conn.receive_data(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n", now=0.0
+    )
     [stream] = conn.pop_new_streams()
     assert conn.wants_read
     conn.receive_data(b"1\r\nb\r\n", now=0.0)

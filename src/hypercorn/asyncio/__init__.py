@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from ..config import Config
 from ..utils import wrap_app
@@ -14,8 +14,8 @@ async def serve(
     app: Any,
     config: Config,
     *,
-    shutdown_trigger: Optional[Callable[..., Awaitable[Any]]] = None,
-    mode: Optional[Literal["asgi", "wsgi"]] = None,
+    shutdown_trigger: Callable[..., Awaitable[Any]] | None = None,
+    mode: Literal["asgi", "wsgi"] | None = None,
 ) -> None:
     """Serve ``app`` with ``config`` until ``shutdown_trigger`` returns.
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 from functools import partial
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, cast
 
 from ..utils import LifespanFailureError, LifespanTimeoutError
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..typing import AppWrapper
+    from ..typing import AppWrapper, ASGIReceiveCallable, ASGISendCallable, LifespanScope
 
 
 class Lifespan:
@@ -30,18 +30,26 @@ class Lifespan:
         self._startup = asyncio.Event()
         self._shutdown = asyncio.Event()
         self._received_startup = False
-        self._failure: Optional[BaseException] = None
-        self._task: Optional[asyncio.Task[None]] = None
+        self._failure: BaseException | None = None
+        self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = self._loop.create_task(self._run())
 
     async def _run(self) -> None:
-        scope = {"type": "lifespan", "asgi": {"spec_version": "2.0", "version": "3.0"},
-                 "state": self.state}
+        scope: LifespanScope = {
+            "type": "lifespan",
+            "asgi": {"spec_version": "2.0", "version": "3.0"},
+            "state": self.state,
+        }
         try:
-            await self.app(scope, self._receive, self._send,  # type: ignore[arg-type]
-                           partial(self._loop.run_in_executor, None), self._call_soon)
+            await self.app(
+                scope,
+                cast("ASGIReceiveCallable", self._receive),
+                cast("ASGISendCallable", self._send),
+                partial(self._loop.run_in_executor, None),
+                self._call_soon,
+            )
         except asyncio.CancelledError:
             raise
         except BaseException as error:
@@ -49,7 +57,8 @@ class Lifespan:
                 self.supported = False
                 await self.config.log.info(
                     "ASGI application does not support lifespan (it raised %r); continuing "
-                    "without it", error,
+                    "without it",
+                    error,
                 )
             elif not self._startup.is_set():
                 self._failure = LifespanFailureError("startup", repr(error))

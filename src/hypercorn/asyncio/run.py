@@ -11,7 +11,7 @@ import asyncio
 import signal
 import socket
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from ..config import Sockets
 from ..utils import repr_socket_addr
@@ -30,8 +30,9 @@ def bound_urls(sockets: Sockets) -> list[str]:
     for scheme, group in (("https", sockets.secure_sockets), ("http", sockets.insecure_sockets)):
         for sock in group:
             address = repr_socket_addr(sock.family, sock.getsockname())
-            urls.append(f"{scheme}://{address}" if sock.family != socket.AF_UNIX
-                        else f"{scheme}+{address}")
+            urls.append(
+                f"{scheme}://{address}" if sock.family != socket.AF_UNIX else f"{scheme}+{address}"
+            )
     return urls
 
 
@@ -56,9 +57,9 @@ async def worker_serve(
     app: AppWrapper,
     config: Config,
     *,
-    sockets: Optional[Sockets] = None,
-    shutdown_trigger: Optional[Callable[..., Awaitable[Any]]] = None,
-    on_started: Optional[Callable[[list[str]], None]] = None,
+    sockets: Sockets | None = None,
+    shutdown_trigger: Callable[..., Awaitable[Any]] | None = None,
+    on_started: Callable[[list[str]], None] | None = None,
 ) -> None:
     """Serve ``app`` until ``shutdown_trigger`` returns (SIGINT/SIGTERM when it is None).
 
@@ -88,10 +89,15 @@ async def worker_serve(
 
     try:
         for sock in sockets.secure_sockets:
-            servers.append(await loop.create_server(
-                factory, sock=sock, backlog=config.backlog, ssl=ssl_context,
-                ssl_handshake_timeout=config.ssl_handshake_timeout,
-            ))
+            servers.append(
+                await loop.create_server(
+                    factory,
+                    sock=sock,
+                    backlog=config.backlog,
+                    ssl=ssl_context,
+                    ssl_handshake_timeout=config.ssl_handshake_timeout,
+                )
+            )
         for sock in sockets.insecure_sockets:
             servers.append(await loop.create_server(factory, sock=sock, backlog=config.backlog))
         urls = bound_urls(sockets)
@@ -112,7 +118,8 @@ async def worker_serve(
         except asyncio.TimeoutError:
             await config.log.warning(
                 "graceful_timeout (%ss) passed with %d connection(s) open; closing them",
-                config.graceful_timeout, len(context.connections),
+                config.graceful_timeout,
+                len(context.connections),
             )
         except asyncio.CancelledError:
             pass

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, cast
 
 from ..protocol import ConnectionInfo
 from ..protocol.h11 import H11Connection
@@ -50,7 +51,7 @@ def connection_info(transport: asyncio.BaseTransport, state: dict[str, Any]) -> 
     peer = transport.get_extra_info("peername")
     local = transport.get_extra_info("sockname")
     client = parse_socket_addr(family, peer) if family is not None else None
-    server: Optional[tuple[str, Optional[int]]] = (
+    server: tuple[str, int | None] | None = (
         parse_socket_addr(family, local) if family is not None else None
     )
     if server is None and isinstance(local, str):
@@ -69,20 +70,20 @@ class TCPServer(asyncio.Protocol):
         self.config = config
         self.context = context
         self.loop = asyncio.get_running_loop()
-        self.transport: Optional[asyncio.Transport] = None
+        self.transport: asyncio.Transport | None = None
         self.core: Any = None
         self._can_write = asyncio.Event()
         self._can_write.set()
         self._reading = True
         self._closing = False
-        self._timer: Optional[asyncio.TimerHandle] = None
-        self._deadline: Optional[float] = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ---------------------------------------------------------------- asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement the interface without subclassing asyncio.Transport
+        self.transport = transport = cast(asyncio.Transport, transport)
         info = connection_info(transport, self.context.lifespan_state)
         self.core = H11Connection(self.config, info, self.loop.time())
         self.context.connections.add(self)
@@ -99,7 +100,7 @@ class TCPServer(asyncio.Protocol):
         self._flush()
         return True  # keep the transport open to finish a response; _flush closes it
 
-    def connection_lost(self, exc: Optional[Exception]) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
         self._can_write.set()
         if self._timer is not None:
@@ -177,7 +178,7 @@ class TCPServer(asyncio.Protocol):
 
     async def _run_app(self, stream: HTTPStream) -> None:
         loop = self.loop
-        waiter: Optional[asyncio.Future[None]] = None
+        waiter: asyncio.Future[None] | None = None
 
         def wake() -> None:
             if waiter is not None and not waiter.done():
@@ -224,8 +225,11 @@ class TCPServer(asyncio.Protocol):
             stream.on_wake = None
             response = None
             if stream.status is not None:
-                response = {"status": stream.status, "headers": stream.response_headers,
-                            "bytes": stream.bytes_sent}
+                response = {
+                    "status": stream.status,
+                    "headers": stream.response_headers,
+                    "bytes": stream.bytes_sent,
+                }
             await log.access(stream.scope, response, loop.time() - stream.start_time)
 
     async def _sync_spawn(self, func: Callable[..., Any], *args: Any) -> Any:

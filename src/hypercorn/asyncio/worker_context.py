@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -23,8 +23,8 @@ class WorkerContext:
         self.tasks: set[asyncio.Task[None]] = set()
         self.lifespan_state: dict[str, Any] = {}
         self.shutting_down = False
-        self._executor: Optional[ThreadPoolExecutor] = None
-        self._idle: Optional[asyncio.Event] = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._idle: asyncio.Event | None = None
 
     @property
     def executor(self) -> ThreadPoolExecutor:

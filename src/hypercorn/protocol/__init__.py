@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Protocol
+from typing import Any, Protocol
 
 from .http_stream import HTTPStream
 
@@ -17,10 +17,10 @@ from .http_stream import HTTPStream
 class ConnectionInfo:
     """What a connection knows about its transport, for building ASGI scopes."""
 
-    client: Optional[tuple[str, int]]
-    server: Optional[tuple[str, Optional[int]]]
+    client: tuple[str, int] | None
+    server: tuple[str, int | None] | None
     scheme: str = "http"  # "http" or "https"
-    tls: Optional[dict[str, Any]] = None  # the ASGI ``tls`` extension, when TLS
+    tls: dict[object, object] | None = None  # the ASGI ``tls`` extension, when TLS
     state: dict[str, Any] = field(default_factory=dict)  # lifespan state, copied per request
 
 
@@ -41,7 +41,7 @@ class ProtocolConnection(Protocol):
     def pop_new_streams(self) -> Sequence[HTTPStream]:
         """Take the streams whose application call should now be started."""
 
-    def next_deadline(self, now: float) -> Optional[float]:
+    def next_deadline(self, now: float) -> float | None:
         """The time at which :meth:`handle_timer` must be called, if any. The backend calls
         this after every interaction, so idle periods that begin inside one start at ``now``."""
 

@@ -21,13 +21,13 @@ Hypercorn).
 
 from __future__ import annotations
 
-from http import HTTPStatus
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Optional
+from http import HTTPStatus
+from typing import TYPE_CHECKING
 
 import h11
 
-from .errors import MethodNotAllowed, ProtocolError
+from .errors import HeadersTooLarge, MethodNotAllowed, ProtocolError
 from .events import (
     Body,
     EndBody,
@@ -62,7 +62,7 @@ class H11Connection:
             h11.SERVER, max_incomplete_event_size=config.h11_max_incomplete_size
         )
         self._out = bytearray()
-        self._stream: Optional[HTTPStream] = None
+        self._stream: HTTPStream | None = None
         self._new_streams: list[HTTPStream] = []
         self._requests = 0
         self._shutting_down = False
@@ -70,9 +70,9 @@ class H11Connection:
         self._held_bytes = 0
         self._chunked = False
         self._now = now
-        self._idle_since: Optional[float] = now
+        self._idle_since: float | None = now
         self._idle_pending = False  # a response just completed; idle starts at the next ``now``
-        self._head_started: Optional[float] = None
+        self._head_started: float | None = None
         self._last_body_data = now
 
     # ---------------------------------------------------------------- backend interface
@@ -114,7 +114,7 @@ class H11Connection:
     def idle(self) -> bool:
         return self._stream is None
 
-    def next_deadline(self, now: float) -> Optional[float]:
+    def next_deadline(self, now: float) -> float | None:
         if self.closed:
             return None
         if self._idle_pending:
@@ -200,15 +200,22 @@ class H11Connection:
         self.closed = True
 
     def _start_request(self, request: h11.Request, now: float) -> None:
-        headers = list(request.headers.raw_items() if self.config.h11_pass_raw_headers
-                       else request.headers)
+        headers = list(
+            request.headers.raw_items() if self.config.h11_pass_raw_headers else request.headers
+        )
         method = request.method.decode("ascii")
         seen_length = seen_chunked = False
-        for name, _ in request.headers:
+        # h11 bounds only heads that arrive in pieces; bound complete ones too, so the answer
+        # does not depend on how the bytes were split.
+        head_size = len(request.method) + len(request.target) + 12
+        for name, value in request.headers:
+            head_size += len(name) + len(value) + 4
             if name == b"content-length":
                 seen_length = True
             elif name == b"transfer-encoding":
                 seen_chunked = True
+        if head_size > self.config.h11_max_incomplete_size:
+            raise HeadersTooLarge("request head too large")
         if seen_length and seen_chunked:
             raise ProtocolError("both Content-Length and Transfer-Encoding present")
         if method == "CONNECT":
@@ -284,8 +291,11 @@ class H11Connection:
                 name != b"content-length" for name, _ in headers
             )
             self._out += h11_conn.send(
-                h11.Response(status_code=event.status_code, headers=headers,
-                             reason=reason_phrase(event.status_code))
+                h11.Response(
+                    status_code=event.status_code,
+                    headers=headers,
+                    reason=reason_phrase(event.status_code),
+                )
             )
         elif isinstance(event, Body):
             self._out += h11_conn.send(h11.Data(data=event.data))
@@ -310,15 +320,21 @@ class H11Connection:
         elif self._h11.their_http_version != b"1.1":
             return  # HTTP/1.0 clients cannot take 1xx responses
         self._out += self._h11.send(
-            h11.InformationalResponse(status_code=event.status_code, headers=event.headers,
-                                      reason=reason_phrase(event.status_code))
+            h11.InformationalResponse(
+                status_code=event.status_code,
+                headers=event.headers,
+                reason=reason_phrase(event.status_code),
+            )
         )
 
     def _response_complete(self) -> None:
         h11_conn = self._h11
         self._stream = None
-        if h11_conn.our_state is h11.DONE and h11_conn.their_state is h11.DONE and \
-                not self._shutting_down:
+        if (
+            h11_conn.our_state is h11.DONE
+            and h11_conn.their_state is h11.DONE
+            and not self._shutting_down
+        ):
             h11_conn.start_next_cycle()
             self._paused = False
             self._held_bytes = 0

@@ -3,10 +3,12 @@
 Application messages are dispatched through ``_TRANSITIONS``, a table of every valid
 (state, message type) pair; anything else is an :class:`UnexpectedMessageError`.
 
-    REQUEST --start--> STARTED --body--> BODY --body(more_body=False)--> CLOSED
-       |                  |                      \\--(trailers expected)--> TRAILERS --trailers--> CLOSED
-       \\--early_hint--> REQUEST                  (STARTED holds the headers until the first body
-                                                   so a single-message body gets Content-Length)
+    REQUEST --start--> STARTED --body--> BODY --last body--> CLOSED
+    REQUEST --early_hint--> REQUEST
+    BODY --last body, trailers announced--> TRAILERS --trailers--> CLOSED
+
+STARTED holds the response headers until the first body message, so that a body sent in one
+message gets a Content-Length instead of chunked framing.
 
 The stream never does I/O: it emits protocol events to its adapter through ``emit`` and wakes
 the backend's waiting ``receive()`` through ``on_wake``.
@@ -17,7 +19,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from enum import Enum, auto
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
 from ..utils import UnexpectedMessageError, build_and_validate_headers, suppress_body
@@ -34,9 +36,10 @@ from .events import (
 
 if TYPE_CHECKING:
     from ..config import Config
+    from ..typing import ASGIVersions, HTTPScope
     from . import ConnectionInfo
 
-ASGI_VERSIONS = {"spec_version": "2.4", "version": "3.0"}
+ASGI_VERSIONS: ASGIVersions = {"spec_version": "2.4", "version": "3.0"}
 _DISCONNECT = {"type": "http.disconnect"}
 
 
@@ -67,7 +70,6 @@ class HTTPStream:
     __slots__ = (
         "_expect_100",
         "_inbox",
-        "response_headers",
         "_sent_100",
         "_suppress",
         "_trailer_block",
@@ -80,6 +82,7 @@ class HTTPStream:
         "method",
         "on_wake",
         "protocol",
+        "response_headers",
         "scope",
         "start_time",
         "state",
@@ -94,7 +97,7 @@ class HTTPStream:
         request: Request,
         emit: Callable[[Event], None],
         now: float,
-        extensions: Optional[dict[str, dict[object, object]]] = None,
+        extensions: dict[str, dict[object, object]] | None = None,
     ) -> None:
         self.config = config
         self.stream_id = request.stream_id
@@ -103,11 +106,11 @@ class HTTPStream:
         self.method = request.method
         self.protocol = request.http_version
         self.state = StreamState.REQUEST
-        self.status: Optional[int] = None
+        self.status: int | None = None
         self.bytes_sent = 0
         self.disconnected = False
         self.body_complete = False
-        self.on_wake: Optional[Callable[[], None]] = None
+        self.on_wake: Callable[[], None] | None = None
         self._inbox: deque[dict[str, Any]] = deque()
         self.response_headers: list[tuple[bytes, bytes]] = []
         self._trailers_expected = False
@@ -133,7 +136,7 @@ class HTTPStream:
             scope_extensions["tls"] = info.tls
         if extensions:
             scope_extensions.update(extensions)
-        self.scope: dict[str, Any] = {
+        self.scope: HTTPScope = {
             "type": "http",
             "asgi": ASGI_VERSIONS,
             "http_version": request.http_version,
@@ -166,11 +169,10 @@ class HTTPStream:
             else:
                 self._inbox.append({"type": "http.request", "body": b"", "more_body": False})
             self._wake()
-        elif isinstance(event, StreamClosed):
-            if not self.disconnected:
-                self.disconnected = True
-                self._inbox.clear()
-                self._wake()
+        elif isinstance(event, StreamClosed) and not self.disconnected:
+            self.disconnected = True
+            self._inbox.clear()
+            self._wake()
 
     @property
     def queued(self) -> int:
@@ -187,7 +189,7 @@ class HTTPStream:
             self.on_wake()
 
     # ---------------------------------------------------------------- from the application
-    def app_receive_nowait(self) -> Optional[dict[str, Any]]:
+    def app_receive_nowait(self) -> dict[str, Any] | None:
         """The next message for the application's ``receive()``, or ``None`` to wait."""
         if self._inbox:
             return self._inbox.popleft()
@@ -256,8 +258,11 @@ class HTTPStream:
     def _first_body(self, message: dict[str, Any]) -> None:
         headers = self.response_headers
         body = message.get("body", b"")
-        if not message.get("more_body", False) and not self._trailers_expected and \
-                not self._suppress:
+        if (
+            not message.get("more_body", False)
+            and not self._trailers_expected
+            and not self._suppress
+        ):
             for name, _ in headers:
                 if name == b"content-length" or name == b"transfer-encoding":
                     break
