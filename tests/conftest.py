@@ -7,14 +7,14 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 
 from hypercorn.config import Config
 from hypercorn.utils import wrap_app
 
-BACKENDS = ["asyncio", "uvloop"]
+BACKENDS = ["asyncio", "uvloop", "trio"]
 
 
 class RunningServer:
@@ -24,8 +24,8 @@ class RunningServer:
         self,
         app: Any,
         backend: str,
-        mode: str | None = None,
-        config: Config | None = None,
+        mode: Optional[str] = None,
+        config: Optional[Config] = None,
         **settings: Any,
     ) -> None:
         self.config = config or Config()
@@ -36,39 +36,50 @@ class RunningServer:
         self.app = wrap_app(app, self.config.wsgi_max_body_size, mode)
         self.backend = backend
         self.urls: list[str] = []
-        self.error: BaseException | None = None
+        self.error: Optional[BaseException] = None
         self._started = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
+        self._request_stop: Optional[Callable[[], None]] = None
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def started(self, urls: list[str]) -> None:  # the task_status interface
+        self.urls = urls
+        self._started.set()
+
     def _run(self) -> None:
-        from hypercorn.asyncio.run import worker_serve
-
-        async def main() -> None:
-            self._loop = asyncio.get_running_loop()
-            self._stop = asyncio.Event()
-
-            def started(urls: list[str]) -> None:
-                self.urls = urls
-                self._started.set()
-
-            await worker_serve(
-                self.app, self.config, shutdown_trigger=self._stop.wait, on_started=started
-            )
-
         try:
-            if self.backend == "uvloop":
+            if self.backend == "trio":
+                import trio
+
+                trio.run(self._trio_main)
+            elif self.backend == "uvloop":
                 import uvloop
 
                 with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                    runner.run(main())
+                    runner.run(self._asyncio_main())
             else:
-                asyncio.run(main())
+                asyncio.run(self._asyncio_main())
         except BaseException as error:  # reported to the test by stop()/start()
             self.error = error
         finally:
             self._started.set()
+
+    async def _asyncio_main(self) -> None:
+        from hypercorn.asyncio.run import worker_serve
+
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        self._request_stop = lambda: loop.call_soon_threadsafe(stop.set)
+        await worker_serve(self.app, self.config, shutdown_trigger=stop.wait, task_status=self)
+
+    async def _trio_main(self) -> None:
+        import trio
+
+        from hypercorn.trio.run import worker_serve
+
+        token = trio.lowlevel.current_trio_token()
+        stop = trio.Event()
+        self._request_stop = lambda: token.run_sync_soon(stop.set)
+        await worker_serve(self.app, self.config, shutdown_trigger=stop.wait, task_status=self)
 
     def start(self) -> RunningServer:
         self._thread.start()
@@ -87,10 +98,10 @@ class RunningServer:
         return int(self.url.rsplit(":", 1)[1])
 
     def request_stop(self) -> None:
-        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+        if self._request_stop is not None and self._thread.is_alive():
             try:
-                self._loop.call_soon_threadsafe(self._stop.set)
-            except RuntimeError:
+                self._request_stop()
+            except RuntimeError:  # the loop has already finished
                 pass
 
     def stop(self, timeout: float = 15) -> None:

@@ -21,6 +21,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Awaitable, Callable
+from functools import partial
 from multiprocessing.synchronize import Event as EventType
 from typing import Any
 
@@ -29,7 +30,6 @@ from .utils import (
     LifespanFailureError,
     LifespanTimeoutError,
     NoAppError,
-    check_multiprocess_shutdown_event,
     load_application,
     write_pid_file,
 )
@@ -45,8 +45,7 @@ class _Signals:
 
     def __init__(self, on_force: Callable[[], None]) -> None:
         self.received: int | None = None
-        self._on_force = on_force
-        self._wakeups: list[Callable[[], None]] = []
+        self.on_force = on_force
         self._previous: dict[int, Any] = {}
 
     def install(self) -> None:
@@ -62,27 +61,32 @@ class _Signals:
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.received is not None:
-            self._on_force()
+            self.on_force()
             return
         self.received = signum
-        for wakeup in self._wakeups:
-            wakeup()
 
-    async def wait(self) -> None:
-        """An asyncio shutdown trigger."""
-        if self.received is not None:
-            return
-        loop = asyncio.get_running_loop()
-        event = asyncio.Event()
 
-        def wakeup() -> None:
-            loop.call_soon_threadsafe(event.set)
+def _shutdown_trigger(
+    sleep: Callable[[float], Awaitable[Any]],
+    signals: _Signals | None = None,
+    shutdown_event: EventType | None = None,
+    parent: int | None = None,
+) -> Callable[[], Awaitable[None]]:
+    """A shutdown trigger for any backend (given its ``sleep``): fires on a recorded signal,
+    on the supervisor's event, or when the supervisor has died (so no worker is orphaned)."""
 
-        self._wakeups.append(wakeup)
-        try:
-            await event.wait()
-        finally:
-            self._wakeups.remove(wakeup)
+    def fired() -> bool:
+        return (
+            (signals is not None and signals.received is not None)
+            or (shutdown_event is not None and shutdown_event.is_set())
+            or (parent is not None and os.getppid() != parent)
+        )
+
+    async def trigger() -> None:
+        while not fired():
+            await sleep(0.1)
+
+    return trigger
 
 
 def _force_exit() -> None:
@@ -128,41 +132,58 @@ def _load(config: Config) -> tuple[Any, int]:
         return None, EXIT_STARTUP
 
 
-def _run_loop(config: Config, main: Awaitable[None]) -> None:
+def _run_backend(
+    config: Config,
+    app: Any,
+    sockets: Sockets | None,
+    trigger_for: Callable[[Callable[[float], Awaitable[Any]]], Callable[[], Awaitable[None]]],
+) -> None:
+    """Run one worker on the configured backend until its shutdown trigger fires."""
+    if config.worker_class == "trio":
+        import trio
+
+        from .trio.run import worker_serve as trio_worker_serve
+
+        trio.run(
+            partial(
+                trio_worker_serve,
+                app,
+                config,
+                sockets=sockets,
+                shutdown_trigger=trigger_for(trio.sleep),
+            )
+        )
+        return
+    from .asyncio.run import worker_serve
+
+    main = worker_serve(app, config, sockets=sockets, shutdown_trigger=trigger_for(asyncio.sleep))
     if config.worker_class == "uvloop":
         import uvloop
 
         if sys.version_info >= (3, 11):
             with asyncio.Runner(loop_factory=uvloop.new_event_loop, debug=config.debug) as runner:
-                runner.run(main)  # type: ignore[arg-type]
+                runner.run(main)
         else:  # pragma: no cover
             uvloop.install()
-            asyncio.run(main)  # type: ignore[arg-type]
-    elif config.worker_class == "trio":
-        raise NotImplementedError("worker_class 'trio' is not available yet")
+            asyncio.run(main, debug=config.debug)
     else:
-        asyncio.run(main, debug=config.debug)  # type: ignore[arg-type]
+        asyncio.run(main, debug=config.debug)
 
 
 def _serve(
-    config: Config, sockets: Sockets | None, shutdown_trigger: Callable[[], Awaitable[Any]]
+    config: Config,
+    sockets: Sockets | None,
+    trigger_for: Callable[[Callable[[float], Awaitable[Any]]], Callable[[], Awaitable[None]]],
 ) -> int:
-    """Load the app and serve it on this process's event loop; returns the exit code."""
-    from .asyncio.run import worker_serve
-
+    """Load the app and serve it in this process; returns the exit code."""
     app, code = _load(config)
     if app is None:
         return code
     try:
-        _run_loop(
-            config, worker_serve(app, config, sockets=sockets, shutdown_trigger=shutdown_trigger)
-        )
+        _run_backend(config, app, sockets, trigger_for)
     except (LifespanFailureError, LifespanTimeoutError) as error:
         logging.getLogger("hypercorn.error").critical("Application start-up failed: %s", error)
         return EXIT_STARTUP
-    except NotImplementedError as error:
-        print(f"hypercorn: configuration error: worker_class: {error}", file=sys.stderr)
-        return EXIT_CONFIG
     except OSError as error:
         logging.getLogger("hypercorn.error").critical("%s", error)
         return EXIT_FAILURE
@@ -170,7 +191,7 @@ def _serve(
 
 
 def _serve_in_process(config: Config, signals: _Signals) -> int:
-    return _serve(config, None, signals.wait)
+    return _serve(config, None, lambda sleep: _shutdown_trigger(sleep, signals=signals))
 
 
 # --------------------------------------------------------------------------- worker processes
@@ -183,16 +204,13 @@ def _worker_main(config: Config, sockets: Sockets, shutdown_event: EventType) ->
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _configure_import_path(config)
     parent = os.getppid()
-
-    async def shutdown_trigger() -> None:
-        async def sleep(delay: float) -> None:
-            if os.getppid() != parent:  # the supervisor died: do not linger as an orphan
-                shutdown_event.set()
-            await asyncio.sleep(delay)
-
-        await check_multiprocess_shutdown_event(shutdown_event, sleep)
-
-    sys.exit(_serve(config, sockets, shutdown_trigger))
+    sys.exit(
+        _serve(
+            config,
+            sockets,
+            lambda sleep: _shutdown_trigger(sleep, shutdown_event=shutdown_event, parent=parent),
+        )
+    )
 
 
 def _run_workers(config: Config, signals: _Signals) -> int:
@@ -218,7 +236,7 @@ def _run_workers(config: Config, signals: _Signals) -> int:
                 os.kill(process.pid, signal.SIGKILL)
         os._exit(EXIT_FAILURE)
 
-    signals._on_force = force
+    signals.on_force = force
     exit_code = EXIT_OK
     try:
         while any(process.is_alive() for process in processes):

@@ -215,6 +215,20 @@ SyncSpawn = Callable[..., Awaitable[Any]]
 CallSoon = Callable[..., Any]
 
 
+class TaskStatus(Protocol):
+    """Readiness reporting, as trio's ``task_status``: ``started(urls)`` once listening."""
+
+    def started(self, value: Any = None) -> None: ...
+
+
+class _IgnoredTaskStatus:
+    def started(self, value: Any = None) -> None:
+        pass
+
+
+TASK_STATUS_IGNORED: TaskStatus = _IgnoredTaskStatus()
+
+
 class AppWrapper(Protocol):
     """The interface both :class:`~hypercorn.app_wrappers.ASGIWrapper` and
     :class:`~hypercorn.app_wrappers.WSGIWrapper` implement."""

@@ -264,6 +264,18 @@ def repr_socket_addr(family: int, address: Any) -> str:
     return f"{address}"
 
 
+def bound_urls(sockets: Any) -> list[str]:
+    """``http://host:port``, ``https://...`` or ``http+unix:/path`` for each listening socket
+    of a :class:`~hypercorn.config.Sockets`."""
+    urls = []
+    for scheme, group in (("https", sockets.secure_sockets), ("http", sockets.insecure_sockets)):
+        for sock in group:
+            address = repr_socket_addr(sock.family, sock.getsockname())
+            unix = sock.family == getattr(socket, "AF_UNIX", None)
+            urls.append(f"{scheme}+{address}" if unix else f"{scheme}://{address}")
+    return urls
+
+
 # ----------------------------------------------------------------------------- headers
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")

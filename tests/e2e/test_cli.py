@@ -11,14 +11,14 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 APP = textwrap.dedent("""
-    import asyncio, os
+    import anyio, os
 
     async def app(scope, receive, send):
         if scope["type"] == "lifespan":
@@ -33,7 +33,7 @@ APP = textwrap.dedent("""
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         if scope["path"] == "/slow":
-            await asyncio.sleep(1.0)
+            await anyio.sleep(1.0)
         await send({"type": "http.response.start", "status": 200})
         await send({"type": "http.response.body", "body": f"pid {os.getpid()}".encode()})
 """)
@@ -78,8 +78,11 @@ class Server:
         return self.process.wait(timeout)
 
 
+Launch = Callable[..., Server]
+
+
 @pytest.fixture
-def start(tmp_path: Path) -> Iterator[object]:
+def start(tmp_path: Path) -> Iterator[Launch]:
     (tmp_path / "demo.py").write_text(APP)
     servers: list[Server] = []
 
@@ -100,15 +103,20 @@ def start(tmp_path: Path) -> Iterator[object]:
         server.close()
 
 
+@pytest.mark.parametrize("worker_class", ["asyncio", "uvloop", "trio"])
 @pytest.mark.parametrize("workers", ["0", "2"])
-def test_sigterm_drains_in_flight_request_then_exits_0(start: object, workers: str) -> None:
+def test_sigterm_drains_in_flight_request_then_exits_0(
+    start: Launch, workers: str, worker_class: str
+) -> None:
     server = start(
         "-b",
         "127.0.0.1:0",
         "-w",
         workers,
+        "-k",
+        worker_class,
         "--graceful-timeout",
-        "5",  # type: ignore[operator]
+        "5",
         "demo:app",
     )
     url = server.wait_for_urls(int(workers) or 1)[0]
@@ -128,42 +136,45 @@ def test_sigterm_drains_in_flight_request_then_exits_0(start: object, workers: s
     assert time.monotonic() - began < 5
 
 
+@pytest.mark.parametrize("worker_class", ["asyncio", "trio"])
 @pytest.mark.parametrize("workers", ["0", "2"])
-def test_lifespan_startup_failure_exits_3(start: object, workers: str) -> None:
+def test_lifespan_startup_failure_exits_3(start: Launch, workers: str, worker_class: str) -> None:
     server = start(
         "-b",
         "127.0.0.1:0",
         "-w",
         workers,
-        "demo:app",  # type: ignore[operator]
+        "-k",
+        worker_class,
+        "demo:app",
         env={"FAIL_STARTUP": "1"},
     )
     assert server.wait() == 3
     assert "no db" in "".join(server.output)
 
 
-def test_import_error_in_app_exits_3(start: object, tmp_path: Path) -> None:
+def test_import_error_in_app_exits_3(start: Launch, tmp_path: Path) -> None:
     (tmp_path / "bad.py").write_text("raise RuntimeError('cannot import me')\n")
-    server = start("-w", "0", "bad:app")  # type: ignore[operator]
+    server = start("-w", "0", "bad:app")
     assert server.wait() == 3
     assert "cannot import me" in "".join(server.output)
 
 
-def test_address_in_use_exits_1(start: object) -> None:
+def test_address_in_use_exits_1(start: Launch) -> None:
     import socket
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        server = start("-b", f"127.0.0.1:{port}", "-w", "0", "demo:app")  # type: ignore[operator]
+        server = start("-b", f"127.0.0.1:{port}", "-w", "0", "demo:app")
         assert server.wait() == 1
         assert f"cannot bind 127.0.0.1:{port}" in "".join(server.output)
 
 
-def test_app_from_environment_and_toml(start: object, tmp_path: Path) -> None:
+def test_app_from_environment_and_toml(start: Launch, tmp_path: Path) -> None:
     (tmp_path / "h.toml").write_text('bind = "127.0.0.1:0"\nworkers = 0\n')
-    server = start("-c", "h.toml", env={"HYPERCORN_APP": "demo:app"})  # type: ignore[operator]
+    server = start("-c", "h.toml", env={"HYPERCORN_APP": "demo:app"})
     url = server.wait_for_urls()[0]
     assert httpx.get(url).status_code == 200
     server.process.send_signal(signal.SIGINT)

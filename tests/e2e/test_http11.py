@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -134,7 +135,7 @@ def test_app_crash_is_isolated(serve: Serve) -> None:
             await send({"type": "http.response.body", "body": b"partial", "more_body": True})
             raise RuntimeError("boom")
         if scope["path"] == "/slow":
-            await asyncio.get_running_loop().run_in_executor(None, release.wait, 10)
+            await anyio.to_thread.run_sync(release.wait, 10)
         await send({"type": "http.response.start", "status": 200})
         await send({"type": "http.response.body", "body": b"fine"})
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -79,7 +79,7 @@ def test_app_without_lifespan_support_is_served(serve: Serve) -> None:
 def test_startup_timeout(backend: str) -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await receive()
-        await asyncio.sleep(30)
+        await anyio.sleep(30)
 
     server = RunningServer(app, backend, startup_timeout=0.2)
     with pytest.raises(LifespanTimeoutError):
@@ -93,7 +93,7 @@ def test_graceful_shutdown_lets_in_flight_request_finish(serve: Serve) -> None:
         if scope["type"] != "http":
             return
         entered.set()
-        await asyncio.sleep(0.5)
+        await anyio.sleep(0.5)
         await send({"type": "http.response.start", "status": 200})
         await send({"type": "http.response.body", "body": b"finished"})
 
@@ -126,8 +126,8 @@ def test_graceful_timeout_cancels_stuck_requests(serve: Serve) -> None:
             return
         entered.set()
         try:
-            await asyncio.sleep(60)
-        except asyncio.CancelledError:
+            await anyio.sleep(60)
+        except anyio.get_cancelled_exc_class():
             cancelled.set()
             raise
 

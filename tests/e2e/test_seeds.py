@@ -8,10 +8,12 @@ import signal
 import subprocess
 import sys
 import textwrap
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from hypercorn.app_wrappers import ASGIWrapper, WSGIWrapper
 from hypercorn.asyncio import serve
@@ -198,3 +200,94 @@ def test_wrapper_examples() -> None:
     asyncio.run(main())
     bodies = [message.get("body") for message in sent if message["type"] == "http.response.body"]
     assert bodies == [b"Hello World", b"Hello World"]
+
+
+def test_trio_serve_in_a_nursery_then_cancelled_as_in_the_seed() -> None:
+    """The seed's trio example: the server runs in a nursery beside other work; cancelling the
+    nursery shuts it down. ``nursery.start`` returns the bound URLs (task_status)."""
+    import trio
+
+    from hypercorn.trio import serve as trio_serve
+
+    async def main() -> tuple[list[str], str]:
+        config = Config()
+        config.bind = ["127.0.0.1:0"]
+        async with trio.open_nursery() as nursery:
+            urls = await nursery.start(trio_serve, app, config)
+            async with httpx.AsyncClient() as client:  # the "other work"
+                text = (await client.get(urls[0] + "/")).text
+            nursery.cancel_scope.cancel()
+        return urls, text
+
+    urls, text = trio.run(main)
+    assert text == "Hello World"
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(urls[0])
+
+
+def test_trio_serve_with_shutdown_trigger_and_wsgi_mode() -> None:
+    import trio
+
+    from hypercorn.trio import serve as trio_serve
+
+    async def main() -> str:
+        config = Config()
+        config.bind = ["127.0.0.1:0"]
+        shutdown = trio.Event()
+        async with trio.open_nursery() as nursery:
+            urls = await nursery.start(
+                partial(trio_serve, wsgi_app, config, shutdown_trigger=shutdown.wait, mode="wsgi")
+            )
+            async with httpx.AsyncClient() as client:
+                text = (await client.get(urls[0])).text
+            shutdown.set()
+        return text
+
+    assert trio.run(main) == "Hello World"
+
+
+@pytest.mark.parametrize(
+    "runner",
+    [
+        "import trio\ntrio.run(serve, app, config)",
+        "import asyncio, uvloop\nuvloop.install()\nasyncio.run(serve(app, config))",
+    ],
+    ids=["trio.run(serve, app, config)", "uvloop.install() + asyncio.run"],
+)
+def test_seed_runners_serve_and_stop_on_sigterm(tmp_path: Path, runner: str) -> None:
+    """The API usage page's one-liners for trio and uvloop, stopped by SIGTERM."""
+    port = free_port()
+    backend = "trio" if "trio" in runner else "asyncio"
+    script = tmp_path / "main.py"
+    script.write_text(
+        textwrap.dedent(f"""
+        import warnings
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from hypercorn.{backend} import serve
+        from hypercorn.config import Config
+
+        async def app(scope, receive, send):
+            if scope["type"] != "http":
+                return
+            await send({{"type": "http.response.start", "status": 200}})
+            await send({{"type": "http.response.body", "body": b"Hello World"}})
+
+        config = Config()
+        config.bind = ["127.0.0.1:{port}"]
+        """)
+        + runner
+        + '\nprint("clean exit")\n'
+    )
+    process = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert asyncio.run(_get_when_up(f"http://127.0.0.1:{port}/")).text == "Hello World"
+        os.kill(process.pid, signal.SIGTERM)
+        out, err = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert "clean exit" in out

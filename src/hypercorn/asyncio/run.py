@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..config import Sockets
-from ..utils import repr_socket_addr
+from ..typing import TASK_STATUS_IGNORED, TaskStatus
+from ..utils import bound_urls
 from .lifespan import Lifespan
 from .tcp_server import TCPServer
 from .worker_context import WorkerContext
@@ -22,18 +22,6 @@ from .worker_context import WorkerContext
 if TYPE_CHECKING:
     from ..config import Config
     from ..typing import AppWrapper
-
-
-def bound_urls(sockets: Sockets) -> list[str]:
-    """``http://host:port`` (or ``https``, ``unix:``) for every listening socket."""
-    urls = []
-    for scheme, group in (("https", sockets.secure_sockets), ("http", sockets.insecure_sockets)):
-        for sock in group:
-            address = repr_socket_addr(sock.family, sock.getsockname())
-            urls.append(
-                f"{scheme}://{address}" if sock.family != socket.AF_UNIX else f"{scheme}+{address}"
-            )
-    return urls
 
 
 async def _signal_trigger(loop: asyncio.AbstractEventLoop) -> None:
@@ -59,12 +47,13 @@ async def worker_serve(
     *,
     sockets: Sockets | None = None,
     shutdown_trigger: Callable[..., Awaitable[Any]] | None = None,
-    on_started: Callable[[list[str]], None] | None = None,
+    task_status: TaskStatus = TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` until ``shutdown_trigger`` returns (SIGINT/SIGTERM when it is None).
 
-    ``sockets`` are pre-bound listeners (bound from ``config`` when omitted); ``on_started``
-    is called with the bound URLs once the server accepts connections.
+    ``sockets`` are pre-bound listeners (bound from ``config`` when omitted);
+    ``task_status.started(urls)`` is called with the bound URLs once the server accepts
+    connections (the same interface as the trio backend's).
     """
     loop = asyncio.get_running_loop()
     if config.debug:
@@ -103,8 +92,7 @@ async def worker_serve(
         urls = bound_urls(sockets)
         for url in urls:
             await config.log.info("Running on %s (CTRL + C to quit)", url)
-        if on_started is not None:
-            on_started(urls)
+        task_status.started(urls)
 
         await (shutdown_trigger() if shutdown_trigger is not None else _signal_trigger(loop))
     finally:

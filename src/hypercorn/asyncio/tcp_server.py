@@ -9,14 +9,13 @@ fastest way to drive asyncio and uvloop; everything protocol-specific lives in
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from ..protocol import ConnectionInfo
 from ..protocol.h11 import H11Connection
-from ..utils import parse_socket_addr
+from ..transport import connection_info
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -24,42 +23,16 @@ if TYPE_CHECKING:
     from ..typing import AppWrapper
     from .worker_context import WorkerContext
 
-_TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 
-
-def tls_extension(ssl_object: ssl.SSLObject) -> dict[object, object]:
-    """The ASGI ``tls`` scope extension for an established TLS connection."""
-    chain: list[str] = []
-    der = ssl_object.getpeercert(binary_form=True)
-    if der:
-        chain.append(ssl.DER_cert_to_PEM_cert(der))
-    cipher = ssl_object.cipher()
-    return {
-        "server_cert": None,
-        "client_cert_chain": chain,
-        "client_cert_name": None,
-        "client_cert_error": None,
-        "tls_version": _TLS_VERSIONS.get(ssl_object.version() or ""),
-        "cipher_suite": None,
-        "cipher_name": cipher[0] if cipher else None,
-    }
-
-
-def connection_info(transport: asyncio.BaseTransport, state: dict[str, Any]) -> ConnectionInfo:
+def transport_info(transport: asyncio.BaseTransport, state: dict[str, Any]) -> ConnectionInfo:
     sock = transport.get_extra_info("socket")
-    family = sock.family if sock is not None else None
-    peer = transport.get_extra_info("peername")
-    local = transport.get_extra_info("sockname")
-    client = parse_socket_addr(family, peer) if family is not None else None
-    server: tuple[str, int | None] | None = (
-        parse_socket_addr(family, local) if family is not None else None
+    return connection_info(
+        sock.family if sock is not None else None,
+        transport.get_extra_info("peername"),
+        transport.get_extra_info("sockname"),
+        transport.get_extra_info("ssl_object"),
+        state,
     )
-    if server is None and isinstance(local, str):
-        server = (local, None)
-    ssl_object = transport.get_extra_info("ssl_object")
-    if ssl_object is not None:
-        return ConnectionInfo(client, server, "https", tls_extension(ssl_object), state)
-    return ConnectionInfo(client, server, "http", None, state)
 
 
 class TCPServer(asyncio.Protocol):
@@ -84,7 +57,7 @@ class TCPServer(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement the interface without subclassing asyncio.Transport
         self.transport = transport = cast(asyncio.Transport, transport)
-        info = connection_info(transport, self.context.lifespan_state)
+        info = transport_info(transport, self.context.lifespan_state)
         self.core = H11Connection(self.config, info, self.loop.time())
         self.context.connections.add(self)
         if self.context.shutting_down:

@@ -1,0 +1,48 @@
+"""What the backends share about transports: the ASGI view of a connection's addresses and TLS."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from typing import Any, Union
+
+from .protocol import ConnectionInfo
+from .utils import parse_socket_addr
+
+_TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+
+
+def tls_extension(ssl_object: Union[ssl.SSLObject, ssl.SSLSocket, Any]) -> dict[object, object]:
+    """The ASGI ``tls`` scope extension for an established TLS connection."""
+    chain: list[str] = []
+    der = ssl_object.getpeercert(binary_form=True)
+    if der:
+        chain.append(ssl.DER_cert_to_PEM_cert(der))
+    cipher = ssl_object.cipher()
+    return {
+        "server_cert": None,
+        "client_cert_chain": chain,
+        "client_cert_name": None,
+        "client_cert_error": None,
+        "tls_version": _TLS_VERSIONS.get(ssl_object.version() or ""),
+        "cipher_suite": None,
+        "cipher_name": cipher[0] if cipher else None,
+    }
+
+
+def connection_info(
+    family: int | None, peer: Any, local: Any, ssl_object: Any, state: dict[str, Any]
+) -> ConnectionInfo:
+    """Build the :class:`ConnectionInfo` of an accepted connection. Without a socket to ask,
+    the family is inferred from the shape of the peer address."""
+    if family is None and isinstance(peer, tuple):
+        family = socket.AF_INET6 if len(peer) == 4 else socket.AF_INET
+    client = parse_socket_addr(family, peer) if family is not None else None
+    server: tuple[str, int | None] | None = (
+        parse_socket_addr(family, local) if family is not None else None
+    )
+    if server is None and isinstance(local, str):
+        server = (local, None)  # a unix socket: ASGI's [path, None]
+    if ssl_object is not None:
+        return ConnectionInfo(client, server, "https", tls_extension(ssl_object), state)
+    return ConnectionInfo(client, server, "http", None, state)

@@ -1,0 +1,218 @@
+"""The trio connection driver: three small loops around the protocol core.
+
+- the reader feeds bytes from the stream to the core (pausing while the core does not want
+  more), and never gets cancelled mid-read except when the connection ends;
+- the timer sleeps until the core's next deadline (the deadline is moved by adjusting the
+  sleep's cancel scope, never by cancelling a read);
+- each application task bridges ``receive``/``send`` to its stream.
+
+Every one of them calls :meth:`TCPServer._flush` after touching the core; writes happen under
+one lock, so bytes leave in the order the core produced them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ..protocol import ConnectionInfo
+from ..protocol.h11 import H11Connection
+from ..transport import connection_info
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..protocol.http_stream import HTTPStream
+    from ..typing import AppWrapper
+    from .worker_context import WorkerContext
+
+MAX_RECV = 2**16
+
+
+def stream_info(stream: trio.abc.Stream, state: dict[str, Any]) -> ConnectionInfo:
+    ssl_object = None
+    transport = stream
+    if isinstance(stream, trio.SSLStream):
+        ssl_object = stream
+        transport = stream.transport_stream
+    if isinstance(transport, trio.SocketStream):
+        sock = transport.socket
+        return connection_info(
+            sock.family, sock.getpeername(), sock.getsockname(), ssl_object, state
+        )
+    return connection_info(None, None, None, ssl_object, state)  # e.g. in-memory test streams
+
+
+class TCPServer:
+    """One client connection."""
+
+    def __init__(
+        self, app: AppWrapper, config: Config, context: WorkerContext, stream: trio.abc.Stream
+    ) -> None:
+        self.app = app
+        self.config = config
+        self.context = context
+        self.stream = stream
+        self.core: Any = None
+        self._send_lock = trio.Lock()
+        self._can_read = trio.Event()
+        self._io_scope = trio.CancelScope()
+        self._timer_scope: trio.CancelScope | None = None
+        self._deadline: float | None = None
+        self._apps: trio.Nursery | None = None
+
+    async def run(self) -> None:
+        try:
+            if isinstance(self.stream, trio.SSLStream):
+                with trio.move_on_after(self.config.ssl_handshake_timeout) as handshake:
+                    await self.stream.do_handshake()
+                if handshake.cancelled_caught:
+                    await trio.aclose_forcefully(self.stream)
+                    return
+            await self._serve()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):  # e.g. a failed handshake
+            await trio.aclose_forcefully(self.stream)
+
+    async def _serve(self) -> None:
+        self.core = H11Connection(
+            self.config, stream_info(self.stream, self.context.lifespan_state), trio.current_time()
+        )
+        self.context.add_connection(self)
+        try:
+            if self.context.shutting_down:
+                self.core.begin_shutdown()
+            self._deadline = self.core.next_deadline(trio.current_time())
+            async with trio.open_nursery() as apps:
+                self._apps = apps
+                try:
+                    with self._io_scope:
+                        async with trio.open_nursery() as io:
+                            io.start_soon(self._timer_loop)
+                            await self._read_loop()
+                            io.cancel_scope.cancel()
+                finally:
+                    # Applications still running see the disconnect; the socket closes now.
+                    self.core.connection_lost()
+                    await trio.aclose_forcefully(self.stream)
+        finally:
+            self.context.remove_connection(self)
+
+    def begin_shutdown(self) -> None:
+        if self.core is not None:
+            self.core.begin_shutdown()
+            if self.core.closed:
+                self._io_scope.cancel()
+
+    # ---------------------------------------------------------------- loops
+    async def _read_loop(self) -> None:
+        core = self.core
+        while not core.closed:
+            if not core.wants_read:
+                self._can_read = trio.Event()
+                await self._can_read.wait()
+                continue
+            try:
+                data = await self.stream.receive_some(MAX_RECV)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                core.connection_lost()
+                return
+            core.receive_data(data, trio.current_time())
+            await self._flush()
+            if not data:
+                return
+
+    async def _timer_loop(self) -> None:
+        while True:
+            with trio.CancelScope(deadline=self._deadline or math.inf) as scope:
+                self._timer_scope = scope
+                await trio.sleep_forever()
+            self._timer_scope = None
+            self.core.handle_timer(trio.current_time())
+            await self._flush()
+
+    async def _flush(self) -> None:
+        """Act on everything the core produced: start apps, write, close, read, time."""
+        core = self.core
+        for stream in core.pop_new_streams():
+            assert self._apps is not None
+            self._apps.start_soon(self._run_app, stream)
+        async with self._send_lock:
+            data = core.data_to_send()
+            if data:
+                try:
+                    await self.stream.send_all(data)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    core.connection_lost()
+        if core.closed:
+            self._io_scope.cancel()
+            return
+        if core.wants_read:
+            self._can_read.set()
+        deadline = core.next_deadline(trio.current_time())
+        if deadline != self._deadline:
+            self._deadline = deadline
+            if self._timer_scope is not None:
+                self._timer_scope.deadline = deadline if deadline is not None else math.inf
+
+    # ---------------------------------------------------------------- the application
+    async def _run_app(self, stream: HTTPStream) -> None:
+        waiter: trio.Event | None = None
+
+        def wake() -> None:
+            if waiter is not None:
+                waiter.set()
+
+        stream.on_wake = wake
+
+        async def receive() -> Any:
+            nonlocal waiter
+            while True:
+                message = stream.app_receive_nowait()
+                if message is None:
+                    # Armed before _flush() yields, so a wake-up during the flush is not lost.
+                    waiter = trio.Event()
+                await self._flush()
+                if message is not None:
+                    return message
+                assert waiter is not None
+                await waiter.wait()
+                waiter = None
+
+        async def send(message: Any) -> None:
+            stream.app_send(message)
+            await self._flush()
+
+        log = self.config.log
+        try:
+            await self.app(stream.scope, receive, send, self._sync_spawn, self._call_soon)
+        except trio.Cancelled:
+            stream.app_failed()
+            raise
+        except Exception:
+            if not stream.disconnected:
+                await log.exception("Error in ASGI Framework")
+            stream.app_failed()
+            await self._flush()
+        else:
+            if not stream.app_finished():
+                await log.error("ASGI callable returned without completing the response")
+                await self._flush()
+        finally:
+            stream.on_wake = None
+            response = None
+            if stream.status is not None:
+                response = {
+                    "status": stream.status,
+                    "headers": stream.response_headers,
+                    "bytes": stream.bytes_sent,
+                }
+            await log.access(stream.scope, response, trio.current_time() - stream.start_time)
+
+    async def _sync_spawn(self, func: Callable[..., Any], *args: Any) -> Any:
+        return await trio.to_thread.run_sync(partial(func, *args), limiter=self.context.limiter)
+
+    def _call_soon(self, func: Callable[..., Any], *args: Any) -> Any:
+        return trio.from_thread.run(func, *args)

@@ -1,0 +1,45 @@
+"""State shared by every connection of one trio worker."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from .tcp_server import TCPServer
+
+# WSGI applications block a thread per request; the limiter bounds that concurrency.
+WSGI_THREADS = 32
+
+
+class WorkerContext:
+    """Open connections (each owns its application tasks), for graceful shutdown."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.connections: set[TCPServer] = set()
+        self.lifespan_state: dict[str, Any] = {}
+        self.shutting_down = False
+        self.limiter = trio.CapacityLimiter(WSGI_THREADS)
+        self._idle = trio.Event()
+
+    def add_connection(self, connection: TCPServer) -> None:
+        self.connections.add(connection)
+
+    def remove_connection(self, connection: TCPServer) -> None:
+        self.connections.discard(connection)
+        if self.shutting_down and not self.connections:
+            self._idle.set()
+
+    def begin_shutdown(self) -> None:
+        self.shutting_down = True
+        for connection in list(self.connections):
+            connection.begin_shutdown()
+        if not self.connections:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Return once every connection (and so every application task) has finished."""
+        await self._idle.wait()
