@@ -504,7 +504,9 @@ class Config(BaseSettings):
         context.load_cert_chain(
             certfile=str(self.certfile), keyfile=str(self.keyfile), password=self.keyfile_password
         )
-        context.set_alpn_protocols(self.alpn_protocols)
+        from .protocol import SUPPORTED_ALPN
+
+        context.set_alpn_protocols([p for p in self.alpn_protocols if p in SUPPORTED_ALPN])
         if self.ca_certs is not None:
             context.load_verify_locations(self.ca_certs)
         if self.verify_mode is not None:

@@ -12,6 +12,10 @@ from typing import Any, Protocol
 
 from .http_stream import HTTPStream
 
+# ALPN protocols this server can speak; ``alpn_protocols`` is filtered by it so a client is never
+# offered a protocol it would then fail to get.
+SUPPORTED_ALPN = ("http/1.1",)
+
 
 @dataclass
 class ConnectionInfo:
@@ -60,4 +64,4 @@ class ProtocolConnection(Protocol):
         """True when no request is in flight."""
 
 
-__all__ = ["ConnectionInfo", "HTTPStream", "ProtocolConnection"]
+__all__ = ["SUPPORTED_ALPN", "ConnectionInfo", "HTTPStream", "ProtocolConnection"]
