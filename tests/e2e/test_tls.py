@@ -56,17 +56,29 @@ def test_https_with_tls_scope_extension(serve: Serve, tls_files: dict[str, str])
     assert chain == "0"
 
 
-def test_alpn_offers_only_what_is_implemented(serve: Serve, tls_files: dict[str, str]) -> None:
+def _negotiate(port: int, ca_file: str, offered: list[str]) -> str | None:
     import socket
 
-    server = serve(scope_app, certfile=tls_files["certfile"], keyfile=tls_files["keyfile"])
-    context = ssl.create_default_context(cafile=tls_files["ca"])
-    context.set_alpn_protocols(["h2", "http/1.1"])
+    context = ssl.create_default_context(cafile=ca_file)
+    context.set_alpn_protocols(offered)
     with (
-        socket.create_connection(("127.0.0.1", server.port)) as raw,
+        socket.create_connection(("127.0.0.1", port)) as raw,
         context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
     ):
-        assert tls.selected_alpn_protocol() == "http/1.1"
+        return tls.selected_alpn_protocol()
+
+
+def test_alpn_offers_only_what_is_implemented(serve: Serve, tls_files: dict[str, str]) -> None:
+    server = serve(scope_app, certfile=tls_files["certfile"], keyfile=tls_files["keyfile"])
+    assert _negotiate(server.port, tls_files["ca"], ["h2", "http/1.1"]) == "h2"
+    assert _negotiate(server.port, tls_files["ca"], ["http/1.1"]) == "http/1.1"
+    only_h1 = serve(
+        scope_app,
+        certfile=tls_files["certfile"],
+        keyfile=tls_files["keyfile"],
+        alpn_protocols=["spdy/3", "http/1.1"],
+    )
+    assert _negotiate(only_h1.port, tls_files["ca"], ["spdy/3", "http/1.1"]) == "http/1.1"
 
 
 def test_mutual_tls_client_certificate(

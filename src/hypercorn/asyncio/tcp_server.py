@@ -14,7 +14,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from ..protocol import ConnectionInfo
-from ..protocol.h11 import H11Connection
+from ..protocol.connection import HTTPConnection
 from ..transport import connection_info
 
 if TYPE_CHECKING:
@@ -51,14 +51,16 @@ class TCPServer(asyncio.Protocol):
         self._closing = False
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: float | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[HTTPStream, asyncio.Task[None]] = {}
 
     # ---------------------------------------------------------------- asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement the interface without subclassing asyncio.Transport
         self.transport = transport = cast(asyncio.Transport, transport)
         info = transport_info(transport, self.context.lifespan_state)
-        self.core = H11Connection(self.config, info, self.loop.time())
+        ssl_object = transport.get_extra_info("ssl_object")
+        alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+        self.core = HTTPConnection(self.config, info, self.loop.time(), alpn)
         self.context.connections.add(self)
         if self.context.shutting_down:
             self.core.begin_shutdown()
@@ -96,7 +98,7 @@ class TCPServer(asyncio.Protocol):
             self._flush()
 
     def abort(self) -> None:
-        for task in list(self._tasks):
+        for task in list(self._tasks.values()):
             task.cancel()
         if self.transport is not None:
             self.transport.abort()
@@ -113,6 +115,10 @@ class TCPServer(asyncio.Protocol):
             transport.write(data)
         for stream in core.pop_new_streams():
             self._start_app(stream)
+        for stream in core.pop_streams_to_cancel():
+            task = self._tasks.get(stream)
+            if task is not None:
+                task.cancel()
         if core.closed:
             self._closing = True
             if self._timer is not None:
@@ -145,36 +151,43 @@ class TCPServer(asyncio.Protocol):
     # ---------------------------------------------------------------- the application
     def _start_app(self, stream: HTTPStream) -> None:
         task = self.loop.create_task(self._run_app(stream))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks[stream] = task
+        task.add_done_callback(lambda _: self._tasks.pop(stream, None))
         self.context.add_task(task)
 
     async def _run_app(self, stream: HTTPStream) -> None:
         loop = self.loop
-        waiter: asyncio.Future[None] | None = None
+        # Separate waiters: an app may wait in receive() (for a disconnect) in one task while
+        # another task is held in send() by flow control.
+        waiters: dict[str, asyncio.Future[None]] = {}
 
         def wake() -> None:
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+            for waiter in waiters.values():
+                if not waiter.done():
+                    waiter.set_result(None)
+
+        async def wait(kind: str) -> None:
+            waiters[kind] = loop.create_future()
+            try:
+                await waiters[kind]
+            finally:
+                del waiters[kind]
 
         stream.on_wake = wake
 
         async def receive() -> Any:
-            nonlocal waiter
             while True:
                 message = stream.app_receive_nowait()
                 self._flush()
                 if message is not None:
                     return message
-                waiter = loop.create_future()
-                try:
-                    await waiter
-                finally:
-                    waiter = None
+                await wait("receive")
 
         async def send(message: Any) -> None:
             stream.app_send(message)
             self._flush()
+            while stream.send_blocked and not stream.disconnected:
+                await wait("send")
             if not self._can_write.is_set():
                 await self._can_write.wait()
 

@@ -11,10 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .http_stream import HTTPStream
-
-# ALPN protocols this server can speak; ``alpn_protocols`` is filtered by it so a client is never
-# offered a protocol it would then fail to get.
-SUPPORTED_ALPN = ("http/1.1",)
+from .selection import SUPPORTED_ALPN
 
 
 @dataclass
@@ -44,6 +41,9 @@ class ProtocolConnection(Protocol):
 
     def pop_new_streams(self) -> Sequence[HTTPStream]:
         """Take the streams whose application call should now be started."""
+
+    def pop_streams_to_cancel(self) -> Sequence[HTTPStream]:
+        """Take the streams whose application call must be cancelled (flood protection)."""
 
     def next_deadline(self, now: float) -> float | None:
         """The time at which :meth:`handle_timer` must be called, if any. The backend calls

@@ -64,5 +64,13 @@ class Trailers(Event):
 
 
 @dataclass(slots=True)
+class ServerPush(Event):
+    """Push ``path`` (with request ``headers``) as a response promised on ``stream_id``."""
+
+    path: bytes
+    headers: list[tuple[bytes, bytes]]
+
+
+@dataclass(slots=True)
 class StreamClosed(Event):
     pass

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 import h11
 
@@ -39,6 +39,7 @@ from .events import (
     Trailers,
 )
 from .http_stream import HTTPStream
+from .selection import SUPPORTED_ALPN
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -66,6 +67,8 @@ class H11Connection:
         self._new_streams: list[HTTPStream] = []
         self._requests = 0
         self._shutting_down = False
+        # Set when the client asked to switch to h2c: (HTTP2-Settings value, the request).
+        self.upgrade: Optional[tuple[bytes, Request]] = None
         self._paused = False  # h11 holds pipelined bytes until the current response ends
         self._held_bytes = 0
         self._chunked = False
@@ -96,6 +99,13 @@ class H11Connection:
         data = bytes(self._out)
         self._out.clear()
         return data
+
+    def pop_streams_to_cancel(self) -> Sequence[HTTPStream]:
+        return ()
+
+    def unprocessed_data(self) -> bytes:
+        """Bytes received after the request that switched protocols."""
+        return bytes(self._h11.trailing_data[0])
 
     def pop_new_streams(self) -> Sequence[HTTPStream]:
         if not self._new_streams:
@@ -157,7 +167,7 @@ class H11Connection:
 
     # ---------------------------------------------------------------- inbound
     def _process(self, now: float) -> None:
-        while not self.closed:
+        while not self.closed and self.upgrade is None:
             try:
                 event = self._h11.next_event()
             except h11.RemoteProtocolError as error:
@@ -233,21 +243,51 @@ class H11Connection:
         self._head_started = None
         self._idle_since = None
         self._last_body_data = now
-        stream = HTTPStream(
-            self.config,
-            self.info,
-            Request(
-                stream_id=self._requests,
-                headers=headers,
-                http_version=request.http_version.decode("ascii"),
-                method=method,
-                raw_path=target,
-            ),
-            self._stream_event,
-            now,
+        asgi_request = Request(
+            stream_id=self._requests,
+            headers=headers,
+            http_version=request.http_version.decode("ascii"),
+            method=method,
+            raw_path=target,
         )
+        settings = self._h2c_upgrade(request, seen_length or seen_chunked)
+        if settings is not None:
+            # RFC 7540 3.2: answer 101 and serve the request as HTTP/2 stream 1.
+            self._out += (
+                b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
+            )
+            asgi_request.stream_id = 1
+            asgi_request.http_version = "2"
+            asgi_request.headers = [
+                (name, value)
+                for name, value in headers
+                if name.lower() not in (b"connection", b"upgrade", b"http2-settings")
+            ]
+            self.upgrade = (settings, asgi_request)
+            return
+        stream = HTTPStream(self.config, self.info, asgi_request, self._stream_event, now)
         self._stream = stream
         self._new_streams.append(stream)
+
+    def _h2c_upgrade(self, request: h11.Request, has_body: bool) -> Optional[bytes]:
+        """The HTTP2-Settings value if this request asks for (and may get) an h2c upgrade.
+
+        Only on plain connections and for requests without a body (the body would have to be
+        read as HTTP/1.1 first); otherwise the Upgrade header is ignored, as RFC 9110 allows.
+        """
+        if self.info.scheme != "http" or has_body or "h2" not in SUPPORTED_ALPN:
+            return None
+        upgrade = settings = None
+        for name, value in request.headers:
+            if name == b"upgrade":
+                upgrade = value.lower()
+            elif name == b"http2-settings":
+                settings = value
+        if upgrade is None or settings is None:
+            return None
+        if b"h2c" not in [token.strip() for token in upgrade.split(b",")]:
+            return None
+        return settings
 
     def _remote_error(self, error: h11.RemoteProtocolError) -> None:
         if self._stream is None and self._h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):

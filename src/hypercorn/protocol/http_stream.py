@@ -30,6 +30,7 @@ from .events import (
     InformationalResponse,
     Request,
     Response,
+    ServerPush,
     StreamClosed,
     Trailers,
 )
@@ -80,10 +81,12 @@ class HTTPStream:
         "disconnected",
         "emit",
         "method",
+        "on_body_consumed",
         "on_wake",
         "protocol",
         "response_headers",
         "scope",
+        "send_blocked",
         "start_time",
         "state",
         "status",
@@ -111,6 +114,10 @@ class HTTPStream:
         self.disconnected = False
         self.body_complete = False
         self.on_wake: Callable[[], None] | None = None
+        # Set by adapters with flow control: told how many body bytes the app has consumed,
+        # and raising ``send_blocked`` while the peer's window holds the app's output back.
+        self.on_body_consumed: Callable[[int, int], None] | None = None
+        self.send_blocked = False
         self._inbox: deque[dict[str, Any]] = deque()
         self.response_headers: list[tuple[bytes, bytes]] = []
         self._trailers_expected = False
@@ -159,7 +166,7 @@ class HTTPStream:
         if isinstance(event, Body):
             if not self.disconnected:
                 self._inbox.append({"type": "http.request", "body": event.data, "more_body": True})
-                self._wake()
+                self.wake()
         elif isinstance(event, EndBody):
             self.body_complete = True
             if self.disconnected:
@@ -168,11 +175,11 @@ class HTTPStream:
                 self._inbox[-1]["more_body"] = False
             else:
                 self._inbox.append({"type": "http.request", "body": b"", "more_body": False})
-            self._wake()
+            self.wake()
         elif isinstance(event, StreamClosed) and not self.disconnected:
             self.disconnected = True
             self._inbox.clear()
-            self._wake()
+            self.wake()
 
     @property
     def queued(self) -> int:
@@ -184,7 +191,8 @@ class HTTPStream:
         """True once the response has been sent in full (or abandoned)."""
         return self.state is StreamState.CLOSED
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
+        """Wake the backend's waiting ``receive()``/``send()`` to look at the stream again."""
         if self.on_wake is not None:
             self.on_wake()
 
@@ -192,7 +200,10 @@ class HTTPStream:
     def app_receive_nowait(self) -> dict[str, Any] | None:
         """The next message for the application's ``receive()``, or ``None`` to wait."""
         if self._inbox:
-            return self._inbox.popleft()
+            message = self._inbox.popleft()
+            if self.on_body_consumed is not None and message["type"] == "http.request":
+                self.on_body_consumed(self.stream_id, len(message["body"]))
+            return message
         if self.disconnected or self.state is StreamState.CLOSED:
             return _DISCONNECT
         if self._expect_100 and not self._sent_100 and self.state is StreamState.REQUEST:
@@ -298,17 +309,20 @@ class HTTPStream:
         if headers:
             self.emit(InformationalResponse(self.stream_id, 103, headers))
 
-    def _ignore(self, message: dict[str, Any]) -> None:
-        """Messages for extensions this connection does not offer (e.g. push on HTTP/1.1)."""
+    def _push(self, message: dict[str, Any]) -> None:
+        """Ask the adapter to push; adapters that cannot (HTTP/1.1) ignore it, as the
+        extension is only offered where pushing is possible."""
+        headers = build_and_validate_headers(message.get("headers", ()))
+        self.emit(ServerPush(self.stream_id, message["path"].encode("utf-8"), headers))
 
 
 _TRANSITIONS: dict[tuple[StreamState, str], Callable[[HTTPStream, dict[str, Any]], None]] = {
     (StreamState.REQUEST, "http.response.start"): HTTPStream._start,
     (StreamState.REQUEST, "http.response.early_hint"): HTTPStream._early_hint,
-    (StreamState.REQUEST, "http.response.push"): HTTPStream._ignore,
+    (StreamState.REQUEST, "http.response.push"): HTTPStream._push,
     (StreamState.STARTED, "http.response.body"): HTTPStream._first_body,
-    (StreamState.STARTED, "http.response.push"): HTTPStream._ignore,
+    (StreamState.STARTED, "http.response.push"): HTTPStream._push,
     (StreamState.BODY, "http.response.body"): HTTPStream._body,
-    (StreamState.BODY, "http.response.push"): HTTPStream._ignore,
+    (StreamState.BODY, "http.response.push"): HTTPStream._push,
     (StreamState.TRAILERS, "http.response.trailers"): HTTPStream._trailers,
 }

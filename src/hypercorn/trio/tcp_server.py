@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..protocol import ConnectionInfo
-from ..protocol.h11 import H11Connection
+from ..protocol.connection import HTTPConnection
 from ..transport import connection_info
 
 if TYPE_CHECKING:
@@ -63,6 +63,7 @@ class TCPServer:
         self._timer_scope: trio.CancelScope | None = None
         self._deadline: float | None = None
         self._apps: trio.Nursery | None = None
+        self._app_scopes: dict[HTTPStream, trio.CancelScope] = {}
 
     async def run(self) -> None:
         try:
@@ -77,8 +78,16 @@ class TCPServer:
             await trio.aclose_forcefully(self.stream)
 
     async def _serve(self) -> None:
-        self.core = H11Connection(
-            self.config, stream_info(self.stream, self.context.lifespan_state), trio.current_time()
+        alpn = (
+            self.stream.selected_alpn_protocol()
+            if isinstance(self.stream, trio.SSLStream)
+            else None
+        )
+        self.core = HTTPConnection(
+            self.config,
+            stream_info(self.stream, self.context.lifespan_state),
+            trio.current_time(),
+            alpn,
         )
         self.context.add_connection(self)
         try:
@@ -139,6 +148,10 @@ class TCPServer:
         for stream in core.pop_new_streams():
             assert self._apps is not None
             self._apps.start_soon(self._run_app, stream)
+        for stream in core.pop_streams_to_cancel():
+            scope = self._app_scopes.get(stream)
+            if scope is not None:
+                scope.cancel()
         async with self._send_lock:
             data = core.data_to_send()
             if data:
@@ -159,31 +172,43 @@ class TCPServer:
 
     # ---------------------------------------------------------------- the application
     async def _run_app(self, stream: HTTPStream) -> None:
-        waiter: trio.Event | None = None
+        with trio.CancelScope() as scope:
+            self._app_scopes[stream] = scope
+            try:
+                await self._call_app(stream)
+            finally:
+                del self._app_scopes[stream]
+
+    async def _call_app(self, stream: HTTPStream) -> None:
+        # Separate waiters: an app may wait in receive() (for a disconnect) in one task while
+        # another task is held in send() by flow control.
+        waiters: dict[str, trio.Event] = {}
 
         def wake() -> None:
-            if waiter is not None:
+            for waiter in waiters.values():
                 waiter.set()
 
         stream.on_wake = wake
 
         async def receive() -> Any:
-            nonlocal waiter
             while True:
                 message = stream.app_receive_nowait()
                 if message is None:
                     # Armed before _flush() yields, so a wake-up during the flush is not lost.
-                    waiter = trio.Event()
+                    waiters["receive"] = trio.Event()
                 await self._flush()
                 if message is not None:
                     return message
-                assert waiter is not None
-                await waiter.wait()
-                waiter = None
+                await waiters["receive"].wait()
 
         async def send(message: Any) -> None:
             stream.app_send(message)
+            if stream.send_blocked:
+                waiters["send"] = trio.Event()
             await self._flush()
+            while stream.send_blocked and not stream.disconnected:
+                waiters["send"] = trio.Event()
+                await waiters["send"].wait()
 
         log = self.config.log
         try:

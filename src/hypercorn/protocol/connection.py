@@ -1,0 +1,100 @@
+"""The connection the backends drive: it picks HTTP/1.1 or HTTP/2 and delegates to it.
+
+- ALPN ``h2`` on TLS: HTTP/2 from the first byte.
+- Otherwise the first bytes are compared with the HTTP/2 connection preface: a client that
+  starts with it gets HTTP/2 ("prior knowledge", what proxies use for h2c); anything else is
+  HTTP/1.1.
+- An HTTP/1.1 request with ``Upgrade: h2c`` is answered ``101`` by the h11 adapter, which
+  reports the switch as a result (``upgrade``); this object then hands the request and any
+  bytes after it to a new HTTP/2 adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Optional, Union
+
+from .h2 import PREFACE, H2Connection
+from .h11 import H11Connection
+from .http_stream import HTTPStream
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from . import ConnectionInfo
+
+
+class HTTPConnection:
+    """One client connection, whichever HTTP version it speaks."""
+
+    def __init__(
+        self, config: Config, info: ConnectionInfo, now: float, alpn: Optional[str] = None
+    ) -> None:
+        self.config = config
+        self.info = info
+        self.inner: Union[H11Connection, H2Connection]
+        if alpn == "h2":
+            self.inner = H2Connection(config, info, now)
+            self._sniffing = False
+        else:
+            self.inner = H11Connection(config, info, now)
+            self._sniffing = True
+        self._sniffed = b""
+        self._switch_output = b""
+
+    @property
+    def http_version(self) -> str:
+        return "2" if isinstance(self.inner, H2Connection) else "1.1"
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        if self._sniffing:
+            self._sniffed += data
+            if data and len(self._sniffed) < len(PREFACE) and PREFACE.startswith(self._sniffed):
+                return  # not enough bytes to tell yet
+            self._sniffing = False
+            data, self._sniffed = self._sniffed, b""
+            if data.startswith(PREFACE):
+                self.inner = H2Connection(self.config, self.info, now)
+        self.inner.receive_data(data, now)
+        inner = self.inner
+        if isinstance(inner, H11Connection) and inner.upgrade is not None:
+            self._switch_output = inner.data_to_send()
+            remaining = inner.unprocessed_data()
+            self.inner = H2Connection(self.config, self.info, now, upgrade=inner.upgrade)
+            if remaining:
+                self.inner.receive_data(remaining, now)
+
+    @property
+    def closed(self) -> bool:
+        return self.inner.closed
+
+    def connection_lost(self) -> None:
+        self.inner.connection_lost()
+
+    def data_to_send(self) -> bytes:
+        if self._switch_output:
+            data, self._switch_output = self._switch_output, b""
+            return data + self.inner.data_to_send()
+        return self.inner.data_to_send()
+
+    def pop_new_streams(self) -> Sequence[HTTPStream]:
+        return self.inner.pop_new_streams()
+
+    def pop_streams_to_cancel(self) -> Sequence[HTTPStream]:
+        return self.inner.pop_streams_to_cancel()
+
+    def next_deadline(self, now: float) -> Optional[float]:
+        return self.inner.next_deadline(now)
+
+    def handle_timer(self, now: float) -> None:
+        self.inner.handle_timer(now)
+
+    def begin_shutdown(self) -> None:
+        self.inner.begin_shutdown()
+
+    @property
+    def wants_read(self) -> bool:
+        return self.inner.wants_read
+
+    @property
+    def idle(self) -> bool:
+        return self.inner.idle

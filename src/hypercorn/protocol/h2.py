@@ -1,0 +1,415 @@
+"""The HTTP/2 adapter: h2 on the wire side, :class:`HTTPStream` per stream.
+
+Flow control both ways:
+
+- inbound: a stream's DATA is acknowledged (WINDOW_UPDATE) only as the application consumes
+  it, so a slow application makes the client wait instead of the server buffering;
+- outbound: body bytes beyond the peer's window wait in a per-stream buffer; while one is not
+  empty the stream is ``send_blocked`` and the backend holds the application's ``send()``.
+
+RST_STREAM from the client reaches the application as ``http.disconnect`` at once; nothing
+else is cancelled. An application error resets only its own stream. Resets are budgeted: more
+than ``RESET_BUDGET`` client resets, or server resets the client provoked ("made you reset"),
+within ``RESET_WINDOW`` seconds end the connection with GOAWAY ENHANCE_YOUR_CALM, and the
+application tasks of the reset streams are cancelled (``pop_streams_to_cancel``).
+CONTINUATION floods are bounded by h2 (a header block may span at most 64 frames) and by
+``h2_max_header_list_size``.
+
+Draining (after ``keep_alive_max_requests``, or on shutdown): GOAWAY is sent as soon as no
+stream is in flight, and the connection then closes. It is not sent while streams are in
+flight because clients built on the h2 library (httpx among them) fail every open stream when
+a GOAWAY arrives, even those it lets finish; streams opened before the GOAWAY are served, and
+shutdown stays bounded by ``graceful_timeout``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Optional
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+
+from ..utils import filter_pseudo_headers
+from .events import (
+    Body,
+    EndBody,
+    Event,
+    InformationalResponse,
+    Request,
+    Response,
+    ServerPush,
+    StreamClosed,
+    Trailers,
+)
+from .http_stream import HTTPStream
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from . import ConnectionInfo
+
+RESET_BUDGET = 200
+RESET_WINDOW = 10.0
+# Response headers that are connection-specific in HTTP/1.1 and forbidden in HTTP/2.
+_CONNECTION_HEADERS = frozenset(
+    (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
+)
+_H2_SETTINGS = h2.settings.SettingCodes
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+class _Outbox:
+    """Body bytes (and the end, or trailers) of one stream waiting for flow-control window."""
+
+    __slots__ = ("data", "end", "trailers")
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.end = False
+        self.trailers: Optional[list[tuple[bytes, bytes]]] = None
+
+
+class H2Connection:
+    """One HTTP/2 connection, sans-IO."""
+
+    def __init__(
+        self,
+        config: Config,
+        info: ConnectionInfo,
+        now: float,
+        upgrade: Optional[tuple[bytes, Request]] = None,
+    ) -> None:
+        self.config = config
+        self.info = info
+        self.closed = False
+        self._now = now
+        self._h2 = h2.connection.H2Connection(
+            config=h2.config.H2Configuration(client_side=False, header_encoding=None)
+        )
+        self._h2.local_settings = h2.settings.Settings(
+            client=False,
+            initial_values={
+                _H2_SETTINGS.MAX_CONCURRENT_STREAMS: config.h2_max_concurrent_streams,
+                _H2_SETTINGS.MAX_HEADER_LIST_SIZE: config.h2_max_header_list_size,
+                _H2_SETTINGS.MAX_FRAME_SIZE: config.h2_max_inbound_frame_size,
+            },
+        )
+        # h2 enforces these from its own copies, which only follow *changes* to the settings;
+        # set them so the configured limits really apply.
+        self._h2.max_inbound_frame_size = config.h2_max_inbound_frame_size
+        self._h2.decoder.max_header_list_size = config.h2_max_header_list_size
+        self._streams: dict[int, HTTPStream] = {}
+        self._outboxes: dict[int, _Outbox] = {}
+        self._new_streams: list[HTTPStream] = []
+        self._to_cancel: list[HTTPStream] = []
+        self._resets: deque[tuple[float, HTTPStream]] = deque()
+        self._requests = 0
+        self._goaway_sent = False
+        self._draining = False
+        self._idle_since: Optional[float] = now
+        if upgrade is None:
+            self._h2.initiate_connection()
+        else:
+            settings, request = upgrade
+            self._h2.initiate_upgrade_connection(settings)
+            self._start_stream(1, request, ended=True)
+
+    # ---------------------------------------------------------------- backend interface
+    def receive_data(self, data: bytes, now: float) -> None:
+        if self.closed:
+            return
+        self._now = now
+        if not data:
+            self.connection_lost()
+            return
+        try:
+            events = self._h2.receive_data(data)
+        except h2.exceptions.ProtocolError:
+            # h2 has already queued a GOAWAY with the matching error code.
+            self._goaway_sent = True
+            self.connection_lost()
+            return
+        for event in events:
+            self._handle(event)
+        self._flush_outboxes()
+        self._check_done()
+
+    def connection_lost(self) -> None:
+        self.closed = True
+        for stream in list(self._streams.values()):
+            stream.handle(StreamClosed(stream.stream_id))
+        self._streams.clear()
+        self._outboxes.clear()
+
+    def data_to_send(self) -> bytes:
+        return self._h2.data_to_send()
+
+    def pop_new_streams(self) -> Sequence[HTTPStream]:
+        if not self._new_streams:
+            return ()
+        streams, self._new_streams = self._new_streams, []
+        return streams
+
+    def pop_streams_to_cancel(self) -> Sequence[HTTPStream]:
+        if not self._to_cancel:
+            return ()
+        streams, self._to_cancel = self._to_cancel, []
+        return streams
+
+    @property
+    def wants_read(self) -> bool:
+        return not self.closed  # h2's flow control bounds what a client may send
+
+    @property
+    def idle(self) -> bool:
+        return not self._streams
+
+    def next_deadline(self, now: float) -> Optional[float]:
+        if self.closed:
+            return None
+        if self._streams:
+            self._idle_since = None
+            return None
+        if self._idle_since is None:
+            self._idle_since = now
+        return self._idle_since + self.config.keep_alive_timeout
+
+    def handle_timer(self, now: float) -> None:
+        self._now = now
+        deadline = self.next_deadline(now)
+        if deadline is not None and now >= deadline:
+            self._close(h2.errors.ErrorCodes.NO_ERROR)
+
+    def begin_shutdown(self) -> None:
+        self._draining = True
+        self._check_done()
+
+    # ---------------------------------------------------------------- inbound
+    def _handle(self, event: h2.events.Event) -> None:
+        if isinstance(event, h2.events.RequestReceived):
+            self._request_received(event)
+        elif isinstance(event, h2.events.DataReceived):
+            stream = self._streams.get(event.stream_id)
+            if stream is None:
+                self._h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            else:
+                stream.handle(Body(event.stream_id, bytes(event.data)))
+                padding = event.flow_controlled_length - len(event.data)
+                if padding:
+                    self._h2.acknowledge_received_data(padding, event.stream_id)
+            if event.stream_ended is not None:
+                self._end_request(event.stream_id)
+        elif isinstance(event, h2.events.StreamEnded):
+            self._end_request(event.stream_id)
+        elif isinstance(event, h2.events.StreamReset):
+            self._stream_reset(event.stream_id, by_peer=True)
+        elif isinstance(event, (h2.events.WindowUpdated, h2.events.RemoteSettingsChanged)):
+            pass  # _flush_outboxes runs after every batch of events
+        elif isinstance(event, h2.events.ConnectionTerminated):
+            self.connection_lost()
+
+    def _request_received(self, event: h2.events.RequestReceived) -> None:
+        if self._goaway_sent:
+            self._reset(event.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            return
+        pseudo: dict[bytes, bytes] = {}
+        headers = []
+        for name, value in event.headers:
+            if name[:1] == b":":
+                pseudo[name] = value
+            else:
+                headers.append((name, value))
+        method = pseudo.get(b":method", b"GET").decode("ascii")
+        if method == "CONNECT":  # extended CONNECT (WebSockets) is not offered yet
+            self._reset(event.stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            return
+        authority = pseudo.get(b":authority")
+        if authority is not None and not any(name == b"host" for name, _ in headers):
+            headers.insert(0, (b"host", authority))
+        request = Request(event.stream_id, headers, "2", method, pseudo.get(b":path", b"/"))
+        self._start_stream(event.stream_id, request, ended=event.stream_ended is not None)
+
+    def _start_stream(self, stream_id: int, request: Request, ended: bool) -> None:
+        self._requests += 1
+        extensions: dict[str, dict[object, object]] = {}
+        if self._h2.remote_settings.enable_push:
+            extensions["http.response.push"] = {}
+        stream = HTTPStream(
+            self.config, self.info, request, self._stream_event, self._now, extensions
+        )
+        stream.on_body_consumed = self._body_consumed
+        self._streams[stream_id] = stream
+        self._new_streams.append(stream)
+        if ended:
+            stream.handle(EndBody(stream_id))
+        if self._requests >= self.config.keep_alive_max_requests:
+            self._draining = True
+
+    def _end_request(self, stream_id: int) -> None:
+        stream = self._streams.get(stream_id)
+        if stream is not None:
+            stream.handle(EndBody(stream_id))
+            self._maybe_forget(stream_id)
+
+    def _body_consumed(self, stream_id: int, size: int) -> None:
+        if size and stream_id in self._streams and not self.closed:
+            try:
+                self._h2.acknowledge_received_data(size, stream_id)
+            except h2.exceptions.StreamClosedError:
+                pass
+
+    def _stream_reset(self, stream_id: int, by_peer: bool) -> None:
+        stream = self._streams.pop(stream_id, None)
+        self._outboxes.pop(stream_id, None)
+        if stream is None:
+            return
+        stream.handle(StreamClosed(stream_id))
+        self._check_done()
+        self._resets.append((self._now, stream))
+        while self._resets and self._resets[0][0] < self._now - RESET_WINDOW:
+            self._resets.popleft()
+        if len(self._resets) > RESET_BUDGET:
+            # A flood: stop the recently reset streams' applications (they were told about
+            # the reset but may not be listening) and every other stream, and hang up.
+            self._to_cancel += [reset for _, reset in self._resets if not reset.complete]
+            self._to_cancel += self._streams.values()
+            self._resets.clear()
+            self._close(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+
+    # ---------------------------------------------------------------- outbound
+    def _stream_event(self, event: Event) -> None:
+        if self.closed:
+            return
+        stream_id = event.stream_id
+        if isinstance(event, Response):
+            headers = [(b":status", str(event.status_code).encode("ascii"))]
+            headers += [
+                (name, value) for name, value in event.headers if name not in _CONNECTION_HEADERS
+            ]
+            self._h2.send_headers(stream_id, headers)
+        elif isinstance(event, Body):
+            self._outbox(stream_id).data += event.data
+            self._flush_outbox(stream_id)
+        elif isinstance(event, EndBody):
+            self._outbox(stream_id).end = True
+            self._flush_outbox(stream_id)
+        elif isinstance(event, Trailers):
+            outbox = self._outbox(stream_id)
+            outbox.trailers = event.headers
+            outbox.end = True
+            self._flush_outbox(stream_id)
+        elif isinstance(event, InformationalResponse):
+            headers = [(b":status", str(event.status_code).encode("ascii")), *event.headers]
+            self._h2.send_headers(stream_id, headers)
+        elif isinstance(event, ServerPush):
+            self._push(event)
+        elif isinstance(event, StreamClosed):
+            self._reset(stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
+
+    def _outbox(self, stream_id: int) -> _Outbox:
+        outbox = self._outboxes.get(stream_id)
+        if outbox is None:
+            outbox = self._outboxes[stream_id] = _Outbox()
+        return outbox
+
+    def _flush_outboxes(self) -> None:
+        for stream_id in list(self._outboxes):
+            self._flush_outbox(stream_id)
+
+    def _flush_outbox(self, stream_id: int) -> None:
+        """Send what the flow-control windows allow; mark the stream blocked otherwise."""
+        outbox = self._outboxes.get(stream_id)
+        stream = self._streams.get(stream_id)
+        if outbox is None:
+            return
+        try:
+            ended = False
+            while outbox.data:
+                window = min(
+                    self._h2.local_flow_control_window(stream_id), self._h2.max_outbound_frame_size
+                )
+                if window <= 0:
+                    break
+                chunk = bytes(outbox.data[:window])
+                del outbox.data[:window]
+                # The last chunk carries END_STREAM itself: no extra empty DATA frame.
+                ended = not outbox.data and outbox.end and outbox.trailers is None
+                self._h2.send_data(stream_id, chunk, end_stream=ended)
+            if not outbox.data and outbox.end:
+                if outbox.trailers is not None:
+                    self._h2.send_headers(stream_id, outbox.trailers, end_stream=True)
+                elif not ended:
+                    self._h2.end_stream(stream_id)
+                del self._outboxes[stream_id]
+                self._maybe_forget(stream_id)
+        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+            self._outboxes.pop(stream_id, None)
+            self._stream_reset(stream_id, by_peer=False)
+            return
+        if stream is not None:
+            blocked = bool(outbox.data)
+            if stream.send_blocked != blocked:
+                stream.send_blocked = blocked
+                if not blocked:
+                    stream.wake()
+
+    def _maybe_forget(self, stream_id: int) -> None:
+        """Drop a stream once both directions are done, so nothing per-stream leaks."""
+        stream = self._streams.get(stream_id)
+        if (
+            stream is not None
+            and stream.complete
+            and stream.body_complete
+            and stream_id not in self._outboxes
+        ):
+            del self._streams[stream_id]
+            self._check_done()
+
+    def _reset(self, stream_id: int, code: h2.errors.ErrorCodes) -> None:
+        try:
+            self._h2.reset_stream(stream_id, code)
+        except h2.exceptions.StreamClosedError:
+            pass
+        self._stream_reset(stream_id, by_peer=False)
+
+    def _push(self, event: ServerPush) -> None:
+        if not self._h2.remote_settings.enable_push or self._goaway_sent:
+            return
+        parent = self._streams.get(event.stream_id)
+        if parent is None:
+            return
+        promised = self._h2.get_next_available_stream_id()
+        authority = next((value for name, value in parent.scope["headers"] if name == b"host"), b"")
+        scheme = parent.scope["scheme"].encode("ascii")
+        request_headers = [
+            (b":method", b"GET"),
+            (b":path", event.path),
+            (b":authority", authority),
+            (b":scheme", scheme),
+            *filter_pseudo_headers(event.headers),
+        ]
+        try:
+            self._h2.push_stream(event.stream_id, promised, request_headers)
+        except h2.exceptions.ProtocolError:
+            return  # e.g. the client refused more streams
+        headers = [(b"host", authority), *filter_pseudo_headers(event.headers)]
+        self._start_stream(promised, Request(promised, headers, "2", "GET", event.path), ended=True)
+
+    def _close(self, code: h2.errors.ErrorCodes) -> None:
+        """End the connection now: GOAWAY, and every stream is disconnected."""
+        if not self._goaway_sent:
+            self._goaway_sent = True
+            try:
+                self._h2.close_connection(code, last_stream_id=self._h2.highest_inbound_stream_id)
+            except h2.exceptions.ProtocolError:
+                pass
+        self.connection_lost()
+
+    def _check_done(self) -> None:
+        if self._draining and not self._streams and not self.closed:
+            self._close(h2.errors.ErrorCodes.NO_ERROR)
