@@ -67,13 +67,30 @@ class TCPServer(asyncio.Protocol):
         self._flush()
 
     def data_received(self, data: bytes) -> None:
-        self.core.receive_data(data, self.loop.time())
+        try:
+            self.core.receive_data(data, self.loop.time())
+        except Exception:
+            self._internal_error()
+            return
         self._flush()
 
     def eof_received(self) -> bool:
-        self.core.receive_data(b"", self.loop.time())
+        try:
+            self.core.receive_data(b"", self.loop.time())
+        except Exception:
+            self._internal_error()
+            return False
         self._flush()
         return True  # keep the transport open to finish a response; _flush closes it
+
+    def _internal_error(self) -> None:
+        """A bug in the protocol handling: end this connection only, and say so."""
+        error_logger = self.config.log.error_logger  # sync context: the stdlib logger itself
+        if error_logger is not None:
+            error_logger.exception("Internal error handling a connection; closing it")
+        self.core.connection_lost()
+        if self.transport is not None:
+            self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True

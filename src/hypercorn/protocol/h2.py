@@ -135,6 +135,8 @@ class H2Connection:
             self.connection_lost()
             return
         for event in events:
+            if self.closed:  # e.g. a flood ended the connection part-way through the batch
+                break
             self._handle(event)
         self._flush_outboxes()
         self._check_done()
@@ -153,7 +155,9 @@ class H2Connection:
         if not self._new_streams:
             return ()
         streams, self._new_streams = self._new_streams, []
-        return streams
+        # A stream reset before its application was started never starts one (the common
+        # shape of a rapid-reset attack: HEADERS and RST_STREAM in one read).
+        return [stream for stream in streams if not stream.disconnected]
 
     def pop_streams_to_cancel(self) -> Sequence[HTTPStream]:
         if not self._to_cancel:
@@ -373,7 +377,7 @@ class H2Connection:
     def _reset(self, stream_id: int, code: h2.errors.ErrorCodes) -> None:
         try:
             self._h2.reset_stream(stream_id, code)
-        except h2.exceptions.StreamClosedError:
+        except h2.exceptions.ProtocolError:  # the stream or the connection is already closed
             pass
         self._stream_reset(stream_id, by_peer=False)
 

@@ -76,6 +76,11 @@ class TCPServer:
             await self._serve()
         except (trio.BrokenResourceError, trio.ClosedResourceError):  # e.g. a failed handshake
             await trio.aclose_forcefully(self.stream)
+        except Exception:
+            # A bug in the protocol handling must end this connection only: it runs in the
+            # nursery shared by every connection.
+            await self.config.log.exception("Internal error handling a connection; closing it")
+            await trio.aclose_forcefully(self.stream)
 
     async def _serve(self) -> None:
         alpn = (
@@ -147,6 +152,8 @@ class TCPServer:
         core = self.core
         for stream in core.pop_new_streams():
             assert self._apps is not None
+            # The scope exists before the task runs, so a cancellation can never miss it.
+            self._app_scopes[stream] = trio.CancelScope()
             self._apps.start_soon(self._run_app, stream)
         for stream in core.pop_streams_to_cancel():
             scope = self._app_scopes.get(stream)
@@ -172,12 +179,11 @@ class TCPServer:
 
     # ---------------------------------------------------------------- the application
     async def _run_app(self, stream: HTTPStream) -> None:
-        with trio.CancelScope() as scope:
-            self._app_scopes[stream] = scope
-            try:
+        try:
+            with self._app_scopes[stream]:
                 await self._call_app(stream)
-            finally:
-                del self._app_scopes[stream]
+        finally:
+            del self._app_scopes[stream]
 
     async def _call_app(self, stream: HTTPStream) -> None:
         # Separate waiters: an app may wait in receive() (for a disconnect) in one task while
