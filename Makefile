@@ -5,12 +5,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint format clean help
+.PHONY: run test lint format certs clean help
 
 help:
 	@echo "make run    serve the demo app (app/) on http://127.0.0.1:8000"
 	@echo "make test   run the whole test suite"
 	@echo "make lint   ruff and mypy --strict"
+	@echo "make certs  development CA and certificates in certs/ (see certs/README.md)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,13 +27,16 @@ test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests app
-	$(VENV)/bin/ruff format --check src tests app
+	$(VENV)/bin/ruff check src tests app certs
+	$(VENV)/bin/ruff format --check src tests app certs
 	$(VENV)/bin/mypy
 
+certs: $(STAMP)
+	$(PY) certs/make_certs.py
+
 format: $(STAMP)
-	$(VENV)/bin/ruff format src tests app
-	$(VENV)/bin/ruff check --fix src tests app
+	$(VENV)/bin/ruff format src tests app certs
+	$(VENV)/bin/ruff check --fix src tests app certs
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -363,3 +363,132 @@ def test_50_mib_download_and_upload_with_bounded_memory(big_server: tuple[str, i
         assert client.post(url + "/upload", content=upload()).text == str(50 * 1024 * 1024)
         grown_mib = (peak_rss_kib(pid) - before) / 1024
     assert grown_mib < 20, f"the server's peak RSS grew {grown_mib:.1f} MiB for 50 MiB each way"
+
+
+def test_made_you_reset_flood_is_bounded(serve: Serve) -> None:
+    """The client provokes the server into resetting streams whose apps are running (DATA
+    after END_STREAM is a stream error); those resets share the budget."""
+    from hyperframe.frame import DataFrame
+
+    running = 0
+    lock = threading.Lock()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        nonlocal running
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/ok":
+            await send({"type": "http.response.start", "status": 200})
+            await send({"type": "http.response.body", "body": b"served"})
+            return
+        with lock:
+            running += 1
+        try:
+            await anyio.sleep(30)
+        finally:
+            with lock:
+                running -= 1
+
+    server = serve(app, h2_max_concurrent_streams=1000)
+    attacker = RawH2Client(server.port)
+    try:
+        for _ in range(RESET_BUDGET + 50):
+            stream_id = attacker.request(b"/work")
+            try:
+                attacker.sock.sendall(DataFrame(stream_id, data=b"x").serialize())
+            except OSError:
+                break
+        events = attacker.read_until(
+            lambda evs: any(isinstance(e, h2.events.ConnectionTerminated) for e in evs)
+        )
+        [goaway] = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
+        assert goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+        deadline = time.monotonic() + 5
+        while running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert running == 0
+        assert httpx.get(server.url + "/ok").text == "served"  # another connection is served
+    finally:
+        attacker.close()
+
+
+def test_continuation_flood_is_cut_off(serve: Serve) -> None:
+    from hyperframe.frame import ContinuationFrame, HeadersFrame
+
+    server = serve(hello_app)
+    attacker = RawH2Client(server.port)
+    try:
+        attacker.read_until(
+            lambda evs: any(isinstance(e, h2.events.RemoteSettingsChanged) for e in evs)
+        )
+        headers = HeadersFrame(
+            1,
+            data=attacker.conn.encoder.encode(
+                [
+                    (b":method", b"GET"),
+                    (b":path", b"/"),
+                    (b":scheme", b"http"),
+                    (b":authority", b"a"),
+                ]
+            ),
+        )
+        attacker.sock.sendall(headers.serialize())  # no END_HEADERS: a header block follows
+        sent = 0
+        try:
+            for _ in range(10_000):  # never ending the block
+                attacker.sock.sendall(ContinuationFrame(1, data=b"\x00" * 10).serialize())
+                sent += 1
+        except OSError:
+            pass
+        events = attacker.read_until(
+            lambda evs: any(isinstance(e, h2.events.ConnectionTerminated) for e in evs)
+        )
+        assert any(isinstance(e, h2.events.ConnectionTerminated) for e in events) or sent < 10_000
+        with httpx.Client(http1=False, http2=True) as client:
+            assert client.get(server.url).text == "Hello, world!"
+    finally:
+        attacker.close()
+
+
+def test_shutdown_finishes_in_flight_h2_stream_then_goaway(serve: Serve) -> None:
+    entered = threading.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        entered.set()
+        await anyio.sleep(0.5)
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"done"})
+
+    server = serve(app, graceful_timeout=5)
+    client = RawH2Client(server.port)
+    try:
+        stream_id = client.request(b"/")
+        assert entered.wait(5)
+        server.request_stop()
+        events = client.read_until(
+            lambda evs: any(isinstance(e, h2.events.ConnectionTerminated) for e in evs)
+        )
+        assert client.body(stream_id) == b"done"
+        [goaway] = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
+        assert goaway.error_code == h2.errors.ErrorCodes.NO_ERROR
+        assert goaway.last_stream_id == stream_id
+    finally:
+        client.close()
+        server.stop()
+
+
+def test_app_crash_on_one_stream_spares_the_others(serve: Serve) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/crash":
+            raise RuntimeError("boom")
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"fine"})
+
+    server = serve(app)
+    with httpx.Client(http1=False, http2=True) as client:
+        assert client.get(server.url + "/crash").status_code == 500
+        assert client.get(server.url + "/ok").text == "fine"
