@@ -114,3 +114,71 @@ def test_plain_http_to_tls_port_does_not_hurt_others(
     context = ssl.create_default_context(cafile=tls_files["ca"])
     with httpx.Client(verify=context) as client:
         assert client.get(server.url).status_code == 200
+
+
+def test_tls_min_version_is_enforced(serve: Serve, tls_files: dict[str, str]) -> None:
+    server = serve(
+        scope_app,
+        certfile=tls_files["certfile"],
+        keyfile=tls_files["keyfile"],
+        tls_min_version="1.3",
+    )
+    old = ssl.create_default_context(cafile=tls_files["ca"])
+    old.maximum_version = ssl.TLSVersion.TLSv1_2
+    with httpx.Client(verify=old) as client, pytest.raises(httpx.ConnectError):
+        client.get(server.url)
+    modern = ssl.create_default_context(cafile=tls_files["ca"])
+    with httpx.Client(verify=modern) as client:
+        assert int(client.get(server.url).text.split("|")[1]) == 0x0304
+
+
+def test_silent_client_is_dropped_after_ssl_handshake_timeout(
+    serve: Serve, tls_files: dict[str, str]
+) -> None:
+    import socket
+    import time
+
+    server = serve(
+        scope_app,
+        certfile=tls_files["certfile"],
+        keyfile=tls_files["keyfile"],
+        ssl_handshake_timeout=0.3,
+    )
+    began = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        assert sock.recv(1024) == b""  # never sent a ClientHello: closed by the server
+    assert time.monotonic() - began < 3
+
+
+def test_optional_client_certificate(
+    serve: Serve, tls_files: dict[str, str], ca: trustme.CA
+) -> None:
+    server = serve(
+        scope_app,
+        certfile=tls_files["certfile"],
+        keyfile=tls_files["keyfile"],
+        ca_certs=tls_files["ca"],
+        verify_mode="optional",
+    )
+    anonymous = ssl.create_default_context(cafile=tls_files["ca"])
+    with httpx.Client(verify=anonymous) as client:
+        assert client.get(server.url).text.endswith("|0")
+    with_cert = ssl.create_default_context(cafile=tls_files["ca"])
+    ca.issue_cert("client@example.com").configure_cert(with_cert)
+    with httpx.Client(verify=with_cert) as client:
+        assert client.get(server.url).text.endswith("|1")
+
+
+def test_insecure_bind_beside_tls(serve: Serve, tls_files: dict[str, str]) -> None:
+    server = serve(
+        scope_app,
+        certfile=tls_files["certfile"],
+        keyfile=tls_files["keyfile"],
+        insecure_bind=["127.0.0.1:0"],
+    )
+    secure, plain = server.urls
+    assert secure.startswith("https://") and plain.startswith("http://")
+    assert httpx.get(plain).text.startswith("http|")
+    context = ssl.create_default_context(cafile=tls_files["ca"])
+    with httpx.Client(verify=context) as client:
+        assert client.get(secure).text.startswith("https|")

@@ -339,3 +339,22 @@ def test_finished_streams_are_forgotten() -> None:
         respond(stream)
         pair.exchange()
     assert pair.server.inner.idle  # nothing kept per finished stream
+
+
+def test_header_list_larger_than_configured_is_refused() -> None:
+    pair = Pair(h2_max_header_list_size=2048)
+    stream_id = pair.client.get_next_available_stream_id()
+    pair.client.send_headers(
+        stream_id,
+        [
+            (b":method", b"GET"),
+            (b":path", b"/"),
+            (b":scheme", b"http"),
+            (b":authority", b"a"),
+            (b"x-big", b"v" * 4000),
+        ],
+        end_stream=True,
+    )
+    pair.exchange()
+    assert pair.streams() == []  # never reaches an application
+    assert of_type(pair.events, (h2.events.ConnectionTerminated, h2.events.StreamReset))
