@@ -19,7 +19,7 @@ from ..transport import connection_info
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..protocol.http_stream import HTTPStream
+    from ..protocol.ws_stream import AnyStream
     from ..typing import AppWrapper
     from .worker_context import WorkerContext
 
@@ -51,7 +51,7 @@ class TCPServer(asyncio.Protocol):
         self._closing = False
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: float | None = None
-        self._tasks: dict[HTTPStream, asyncio.Task[None]] = {}
+        self._tasks: dict[AnyStream, asyncio.Task[None]] = {}
 
     # ---------------------------------------------------------------- asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -166,13 +166,13 @@ class TCPServer(asyncio.Protocol):
             self._flush()
 
     # ---------------------------------------------------------------- the application
-    def _start_app(self, stream: HTTPStream) -> None:
+    def _start_app(self, stream: AnyStream) -> None:
         task = self.loop.create_task(self._run_app(stream))
         self._tasks[stream] = task
         task.add_done_callback(lambda _: self._tasks.pop(stream, None))
         self.context.add_task(task)
 
-    async def _run_app(self, stream: HTTPStream) -> None:
+    async def _run_app(self, stream: AnyStream) -> None:
         loop = self.loop
         # Separate waiters: an app may wait in receive() (for a disconnect) in one task while
         # another task is held in send() by flow control.

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Optional, Union
 
 from .h2 import PREFACE, H2Connection
 from .h11 import H11Connection
-from .http_stream import HTTPStream
+from .ws_stream import AnyStream
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -76,10 +76,10 @@ class HTTPConnection:
             return data + self.inner.data_to_send()
         return self.inner.data_to_send()
 
-    def pop_new_streams(self) -> Sequence[HTTPStream]:
+    def pop_new_streams(self) -> Sequence[AnyStream]:
         return self.inner.pop_new_streams()
 
-    def pop_streams_to_cancel(self) -> Sequence[HTTPStream]:
+    def pop_streams_to_cancel(self) -> Sequence[AnyStream]:
         return self.inner.pop_streams_to_cancel()
 
     def next_deadline(self, now: float) -> Optional[float]:

@@ -30,7 +30,9 @@ import h11
 from .errors import HeadersTooLarge, MethodNotAllowed, ProtocolError
 from .events import (
     Body,
+    Data,
     EndBody,
+    EndData,
     Event,
     InformationalResponse,
     Request,
@@ -40,6 +42,7 @@ from .events import (
 )
 from .http_stream import HTTPStream
 from .selection import SUPPORTED_ALPN
+from .ws_stream import AnyStream, HandshakeError, WSStream, is_websocket_upgrade
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -63,8 +66,10 @@ class H11Connection:
             h11.SERVER, max_incomplete_event_size=config.h11_max_incomplete_size
         )
         self._out = bytearray()
-        self._stream: HTTPStream | None = None
-        self._new_streams: list[HTTPStream] = []
+        self._stream: AnyStream | None = None
+        # After a WebSocket upgrade the connection carries only that session's bytes.
+        self._websocket: WSStream | None = None
+        self._new_streams: list[AnyStream] = []
         self._requests = 0
         self._shutting_down = False
         # Set when the client asked to switch to h2c: (HTTP2-Settings value, the request).
@@ -83,6 +88,10 @@ class H11Connection:
         if self.closed:
             return
         self._now = now
+        if self._websocket is not None:
+            stream = self._websocket
+            stream.handle(Data(stream.stream_id, data) if data else StreamClosed(stream.stream_id))
+            return
         self._h11.receive_data(data)
         if data:
             self._last_body_data = now
@@ -92,7 +101,9 @@ class H11Connection:
 
     def connection_lost(self) -> None:
         self.closed = True
-        if self._stream is not None:
+        if self._websocket is not None:
+            self._websocket.handle(StreamClosed(self._websocket.stream_id))
+        elif self._stream is not None:
             self._stream.handle(StreamClosed(self._stream.stream_id))
 
     def data_to_send(self) -> bytes:
@@ -100,14 +111,14 @@ class H11Connection:
         self._out.clear()
         return data
 
-    def pop_streams_to_cancel(self) -> Sequence[HTTPStream]:
+    def pop_streams_to_cancel(self) -> Sequence[AnyStream]:
         return ()
 
     def unprocessed_data(self) -> bytes:
         """Bytes received after the request that switched protocols."""
         return bytes(self._h11.trailing_data[0])
 
-    def pop_new_streams(self) -> Sequence[HTTPStream]:
+    def pop_new_streams(self) -> Sequence[AnyStream]:
         if not self._new_streams:
             return ()
         streams, self._new_streams = self._new_streams, []
@@ -122,11 +133,13 @@ class H11Connection:
 
     @property
     def idle(self) -> bool:
-        return self._stream is None
+        return self._stream is None and self._websocket is None
 
     def next_deadline(self, now: float) -> float | None:
         if self.closed:
             return None
+        if self._websocket is not None:
+            return self._websocket.next_deadline(now)
         if self._idle_pending:
             self._idle_pending = False
             if self._idle_since is None:
@@ -145,6 +158,9 @@ class H11Connection:
 
     def handle_timer(self, now: float) -> None:
         self._now = now
+        if self._websocket is not None:
+            self._websocket.handle_timer(now)
+            return
         deadline = self.next_deadline(now)
         if deadline is None or now < deadline:
             return
@@ -156,13 +172,15 @@ class H11Connection:
         else:  # the request body stalled
             stream = self._stream
             stream.handle(StreamClosed(stream.stream_id))
-            if stream.state.name in ("REQUEST", "STARTED"):
+            if isinstance(stream, HTTPStream) and stream.state.name in ("REQUEST", "STARTED"):
                 self._send_error_and_close(408)
             self.closed = True
 
     def begin_shutdown(self) -> None:
         self._shutting_down = True
-        if self._stream is None:
+        if self._websocket is not None:
+            self._websocket.begin_shutdown()  # close 1001; the connection ends with the session
+        elif self._stream is None:
             self.closed = True
 
     # ---------------------------------------------------------------- inbound
@@ -265,7 +283,15 @@ class H11Connection:
             ]
             self.upgrade = (settings, asgi_request)
             return
-        stream = HTTPStream(self.config, self.info, asgi_request, self._stream_event, now)
+        stream: AnyStream
+        if method == "GET" and is_websocket_upgrade(asgi_request):
+            try:
+                stream = WSStream(self.config, self.info, asgi_request, self._stream_event, now)
+            except HandshakeError as error:
+                self._send_error_and_close(error.status, error.headers)
+                return
+        else:
+            stream = HTTPStream(self.config, self.info, asgi_request, self._stream_event, now)
         self._stream = stream
         self._new_streams.append(stream)
 
@@ -297,12 +323,14 @@ class H11Connection:
                 self._stream.handle(StreamClosed(self._stream.stream_id))
             self.closed = True
 
-    def _send_error_and_close(self, status: int) -> None:
+    def _send_error_and_close(
+        self, status: int, headers: Sequence[tuple[bytes, bytes]] = ()
+    ) -> None:
         """Answer a request we will not hand to the application, then close."""
         if self._h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             body = reason_phrase(status)
             head = [b"HTTP/1.1 %d %s\r\n" % (status, reason_phrase(status))]
-            for name, value in self.config.response_headers("h11"):
+            for name, value in [*self.config.response_headers("h11"), *headers]:
                 head.append(b"%s: %s\r\n" % (name, value))
             head.append(b"content-type: text/plain; charset=utf-8\r\n")
             head.append(b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body))
@@ -350,8 +378,10 @@ class H11Connection:
                 self._response_complete()
         elif isinstance(event, InformationalResponse):
             self._send_informational(event)
-        elif isinstance(event, StreamClosed):
-            self.closed = True  # abandoning a response mid-body: the only signal is closing
+        elif isinstance(event, Data):  # WebSocket frames, after the 101
+            self._out += event.data
+        elif isinstance(event, (StreamClosed, EndData)):
+            self.closed = True  # abandoning a response mid-body, or the WebSocket session ended
 
     def _send_informational(self, event: InformationalResponse) -> None:
         if event.status_code == 100:
@@ -366,6 +396,12 @@ class H11Connection:
                 reason=reason_phrase(event.status_code),
             )
         )
+        if event.status_code == 101 and isinstance(self._stream, WSStream):
+            # Switched: from now on the bytes belong to the WebSocket session.
+            self._websocket = self._stream
+            leftover = bytes(self._h11.trailing_data[0])
+            if leftover:
+                self._websocket.handle(Data(self._websocket.stream_id, leftover))
 
     def _response_complete(self) -> None:
         h11_conn = self._h11

@@ -38,7 +38,9 @@ import h2.settings
 from ..utils import filter_pseudo_headers
 from .events import (
     Body,
+    Data,
     EndBody,
+    EndData,
     Event,
     InformationalResponse,
     Request,
@@ -48,6 +50,7 @@ from .events import (
     Trailers,
 )
 from .http_stream import HTTPStream
+from .ws_stream import AnyStream, WSStream
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -97,17 +100,18 @@ class H2Connection:
                 _H2_SETTINGS.MAX_CONCURRENT_STREAMS: config.h2_max_concurrent_streams,
                 _H2_SETTINGS.MAX_HEADER_LIST_SIZE: config.h2_max_header_list_size,
                 _H2_SETTINGS.MAX_FRAME_SIZE: config.h2_max_inbound_frame_size,
+                _H2_SETTINGS.ENABLE_CONNECT_PROTOCOL: 1,  # RFC 8441 WebSockets
             },
         )
         # h2 enforces these from its own copies, which only follow *changes* to the settings;
         # set them so the configured limits really apply.
         self._h2.max_inbound_frame_size = config.h2_max_inbound_frame_size
         self._h2.decoder.max_header_list_size = config.h2_max_header_list_size
-        self._streams: dict[int, HTTPStream] = {}
+        self._streams: dict[int, AnyStream] = {}
         self._outboxes: dict[int, _Outbox] = {}
-        self._new_streams: list[HTTPStream] = []
-        self._to_cancel: list[HTTPStream] = []
-        self._resets: deque[tuple[float, HTTPStream]] = deque()
+        self._new_streams: list[AnyStream] = []
+        self._to_cancel: list[AnyStream] = []
+        self._resets: deque[tuple[float, AnyStream]] = deque()
         self._requests = 0
         self._goaway_sent = False
         self._draining = False
@@ -151,7 +155,7 @@ class H2Connection:
     def data_to_send(self) -> bytes:
         return self._h2.data_to_send()
 
-    def pop_new_streams(self) -> Sequence[HTTPStream]:
+    def pop_new_streams(self) -> Sequence[AnyStream]:
         if not self._new_streams:
             return ()
         streams, self._new_streams = self._new_streams, []
@@ -159,7 +163,7 @@ class H2Connection:
         # shape of a rapid-reset attack: HEADERS and RST_STREAM in one read).
         return [stream for stream in streams if not stream.disconnected]
 
-    def pop_streams_to_cancel(self) -> Sequence[HTTPStream]:
+    def pop_streams_to_cancel(self) -> Sequence[AnyStream]:
         if not self._to_cancel:
             return ()
         streams, self._to_cancel = self._to_cancel, []
@@ -178,19 +182,33 @@ class H2Connection:
             return None
         if self._streams:
             self._idle_since = None
-            return None
+            deadlines = [
+                stream.next_deadline(now)
+                for stream in self._streams.values()
+                if isinstance(stream, WSStream)
+            ]  # WebSocket pings and closes
+            return min((d for d in deadlines if d is not None), default=None)
         if self._idle_since is None:
             self._idle_since = now
         return self._idle_since + self.config.keep_alive_timeout
 
     def handle_timer(self, now: float) -> None:
         self._now = now
+        if self._streams:
+            for stream in list(self._streams.values()):
+                if isinstance(stream, WSStream):
+                    stream.handle_timer(now)
+            self._flush_outboxes()
+            return
         deadline = self.next_deadline(now)
         if deadline is not None and now >= deadline:
             self._close(h2.errors.ErrorCodes.NO_ERROR)
 
     def begin_shutdown(self) -> None:
         self._draining = True
+        for stream in list(self._streams.values()):
+            if isinstance(stream, WSStream):
+                stream.begin_shutdown()  # close 1001; the stream ends with the session
         self._check_done()
 
     # ---------------------------------------------------------------- inbound
@@ -229,23 +247,33 @@ class H2Connection:
             else:
                 headers.append((name, value))
         method = pseudo.get(b":method", b"GET").decode("ascii")
-        if method == "CONNECT":  # extended CONNECT (WebSockets) is not offered yet
-            self._reset(event.stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
-            return
         authority = pseudo.get(b":authority")
         if authority is not None and not any(name == b"host" for name, _ in headers):
             headers.insert(0, (b"host", authority))
         request = Request(event.stream_id, headers, "2", method, pseudo.get(b":path", b"/"))
+        if method == "CONNECT":
+            if pseudo.get(b":protocol") != b"websocket":  # only RFC 8441 WebSockets
+                self._h2.send_headers(event.stream_id, [(b":status", b"405")], end_stream=True)
+                return
+            request.method = "GET"
+            self._start_stream(event.stream_id, request, ended=False, websocket=True)
+            return
         self._start_stream(event.stream_id, request, ended=event.stream_ended is not None)
 
-    def _start_stream(self, stream_id: int, request: Request, ended: bool) -> None:
+    def _start_stream(
+        self, stream_id: int, request: Request, ended: bool, websocket: bool = False
+    ) -> None:
         self._requests += 1
-        extensions: dict[str, dict[object, object]] = {}
-        if self._h2.remote_settings.enable_push:
-            extensions["http.response.push"] = {}
-        stream = HTTPStream(
-            self.config, self.info, request, self._stream_event, self._now, extensions
-        )
+        stream: AnyStream
+        if websocket:
+            stream = WSStream(self.config, self.info, request, self._stream_event, self._now)
+        else:
+            extensions: dict[str, dict[object, object]] = {}
+            if self._h2.remote_settings.enable_push:
+                extensions["http.response.push"] = {}
+            stream = HTTPStream(
+                self.config, self.info, request, self._stream_event, self._now, extensions
+            )
         stream.on_body_consumed = self._body_consumed
         self._streams[stream_id] = stream
         self._new_streams.append(stream)
@@ -296,10 +324,10 @@ class H2Connection:
                 (name, value) for name, value in event.headers if name not in _CONNECTION_HEADERS
             ]
             self._h2.send_headers(stream_id, headers)
-        elif isinstance(event, Body):
+        elif isinstance(event, (Body, Data)):  # Data: WebSocket frames
             self._outbox(stream_id).data += event.data
             self._flush_outbox(stream_id)
-        elif isinstance(event, EndBody):
+        elif isinstance(event, (EndBody, EndData)):
             self._outbox(stream_id).end = True
             self._flush_outbox(stream_id)
         elif isinstance(event, Trailers):

@@ -25,7 +25,7 @@ from ..transport import connection_info
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..protocol.http_stream import HTTPStream
+    from ..protocol.ws_stream import AnyStream
     from ..typing import AppWrapper
     from .worker_context import WorkerContext
 
@@ -63,7 +63,7 @@ class TCPServer:
         self._timer_scope: trio.CancelScope | None = None
         self._deadline: float | None = None
         self._apps: trio.Nursery | None = None
-        self._app_scopes: dict[HTTPStream, trio.CancelScope] = {}
+        self._app_scopes: dict[AnyStream, trio.CancelScope] = {}
 
     async def run(self) -> None:
         try:
@@ -178,14 +178,14 @@ class TCPServer:
                 self._timer_scope.deadline = deadline if deadline is not None else math.inf
 
     # ---------------------------------------------------------------- the application
-    async def _run_app(self, stream: HTTPStream) -> None:
+    async def _run_app(self, stream: AnyStream) -> None:
         try:
             with self._app_scopes[stream]:
                 await self._call_app(stream)
         finally:
             del self._app_scopes[stream]
 
-    async def _call_app(self, stream: HTTPStream) -> None:
+    async def _call_app(self, stream: AnyStream) -> None:
         # Separate waiters: an app may wait in receive() (for a disconnect) in one task while
         # another task is held in send() by flow control.
         waiters: dict[str, trio.Event] = {}
