@@ -1,7 +1,17 @@
 """Access and error logging with Hypercorn's public ``Logger`` API.
 
 ``Logger(config)`` owns two stdlib loggers, ``hypercorn.access`` and ``hypercorn.error``.
-Access lines use ``config.access_log_format`` with Hypercorn's (gunicorn-style) atoms, e.g.
+
+With ``log_format = "json"`` both write one JSON object per line through structlog's
+renderer: every error/lifecycle record has ``timestamp``, ``level``, ``event`` (and
+``exception`` with the traceback), and every request has the fields of :func:`access_fields`
+(method, path, query, status, bytes, duration_ms, http_version, scheme, client after
+trusted-proxy resolution, peer, user_agent, referer, request_id, worker, plus whatever the
+application put in ``scope["extensions"]["hypercorn.log"]``). JSON encoding escapes control
+characters.
+
+With ``log_format = "text"``, access lines use ``config.access_log_format`` with Hypercorn's
+(gunicorn-style) atoms, e.g.
 ``%(h)s`` remote address, ``%(r)s`` request line, ``%(s)s`` status, ``%({Header}i)s`` a request
 header, ``%({Header}o)s`` a response header and ``%({Key}e)s`` a value from the scope's
 ``extensions["hypercorn.log"]`` mapping (the way an application adds fields to its access line).
@@ -16,10 +26,13 @@ import logging.config
 import os
 import sys
 import time
+import uuid
 from collections.abc import Mapping
 from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import structlog
 
 if TYPE_CHECKING:
     from .config import Config
@@ -36,6 +49,22 @@ def escape(value: str) -> str:
     return value.translate(_CONTROL)
 
 
+def json_formatter() -> logging.Formatter:
+    """A stdlib formatter that renders records (and their ``extra`` fields) as JSON lines."""
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.stdlib.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.stdlib.ExtraAdder(),
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+    )
+
+
 def _create_logger(
     name: str,
     target: logging.Logger | str | None,
@@ -43,6 +72,7 @@ def _create_logger(
     sys_default: Any,
     *,
     propagate: bool = True,
+    json: bool = False,
 ) -> logging.Logger | None:
     if isinstance(target, logging.Logger):
         return target
@@ -56,7 +86,7 @@ def _create_logger(
             "%(asctime)s [%(process)d] [%(levelname)s] %(message)s",
             "[%Y-%m-%d %H:%M:%S %z]",
         )
-        logger.handlers[0].setFormatter(formatter)
+        logger.handlers[0].setFormatter(json_formatter() if json else formatter)
         if level is not None:
             logger.setLevel(logging.getLevelName(level.upper()))
         return logger
@@ -68,11 +98,17 @@ class Logger:
 
     def __init__(self, config: Config) -> None:
         self.access_log_format = config.access_log_format
+        self.json = config.log_format == "json"
         self.access_logger = _create_logger(
-            "hypercorn.access", config.accesslog, "INFO", sys.stdout, propagate=False
+            "hypercorn.access",
+            config.accesslog,
+            "INFO",
+            sys.stdout,
+            propagate=False,
+            json=self.json,
         )
         self.error_logger = _create_logger(
-            "hypercorn.error", config.errorlog, config.loglevel, sys.stderr
+            "hypercorn.error", config.errorlog, config.loglevel, sys.stderr, json=self.json
         )
         if config.logconfig is not None:
             if config.logconfig.startswith("json:"):
@@ -90,8 +126,14 @@ class Logger:
     async def access(
         self, request: WWWScope, response: Mapping[str, Any] | None, request_time: float
     ) -> None:
-        """Log one request. ``response`` has ``status`` and ``headers`` (None if no response)."""
-        if self.access_logger is not None:
+        """Log one request. ``response`` has ``status`` and ``headers`` (None if no response);
+        the server also passes ``bytes`` (body bytes sent) and ``peer`` (the socket peer)."""
+        if self.access_logger is None:
+            return
+        if self.json:
+            fields = access_fields(request, response, request_time)
+            self.access_logger.info(fields.pop("event"), extra=fields)
+        else:
             self.access_logger.info(
                 self.access_log_format, self.atoms(request, response, request_time)
             )
@@ -132,6 +174,43 @@ class Logger:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.error_logger, name)
+
+
+def _header(headers: Any, name: bytes) -> str | None:
+    for header_name, value in headers:
+        if header_name == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def access_fields(
+    request: WWWScope, response: Mapping[str, Any] | None, request_time: float
+) -> dict[str, Any]:
+    """The fields of one JSON access-log record."""
+    headers = request["headers"]
+    client = request.get("client")
+    peer = response.get("peer") if response else None
+    fields: dict[str, Any] = {
+        "event": "websocket" if request["type"] == "websocket" else "request",
+        "method": request.get("method", "GET"),
+        "path": request["path"],
+        "query": request["query_string"].decode("latin-1"),
+        "status": response["status"] if response else None,
+        "bytes": response.get("bytes", 0) if response else 0,
+        "duration_ms": round(request_time * 1000, 3),
+        "http_version": request.get("http_version", "1.1"),
+        "scheme": request["scheme"],
+        "client": client[0] if client else None,
+        "peer": peer[0] if peer else None,
+        "user_agent": _header(headers, b"user-agent"),
+        "referer": _header(headers, b"referer"),
+        "request_id": _header(headers, b"x-request-id") or uuid.uuid4().hex,
+        "worker": os.getpid(),
+    }
+    extra = request.get("extensions", {}).get("hypercorn.log") or {}
+    for key, value in extra.items():
+        fields.setdefault(str(key), value)  # the app adds fields; it cannot rewrite ours
+    return fields
 
 
 class AccessLogAtoms(dict[str, str]):

@@ -23,9 +23,10 @@ import traceback
 from collections.abc import Awaitable, Callable
 from functools import partial
 from multiprocessing.synchronize import Event as EventType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Optional
 
-from .config import Config, Sockets
+from .app_wrappers import ASGIWrapper, WSGIWrapper
+from .config import Config, Sockets, parse_bind
 from .utils import (
     LifespanFailureError,
     LifespanTimeoutError,
@@ -33,6 +34,9 @@ from .utils import (
     load_application,
     write_pid_file,
 )
+
+if TYPE_CHECKING:
+    from .typing import AppWrapper
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_STARTUP = 0, 1, 2, 3
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -119,10 +123,58 @@ def _configure_import_path(config: Config) -> None:
         sys.path.insert(0, path)
 
 
+def build_app(config: Config) -> AppWrapper:
+    """The application the configuration describes: ``app``, with ``mounts`` served through
+    the dispatcher and, when TLS is configured with ``https_redirect``, plain-HTTP requests
+    redirected to the TLS listener. (Trusted proxies are applied by the server itself, before
+    all of this.) Raises NoAppError for an application that cannot be found."""
+    assert config.app is not None
+    app = load_application(config.app, config.wsgi_max_body_size)
+    trio_backend = config.worker_class == "trio"
+    if config.mounts:
+        from .middleware.dispatcher import AsyncioDispatcherMiddleware, TrioDispatcherMiddleware
+
+        dispatcher = TrioDispatcherMiddleware if trio_backend else AsyncioDispatcherMiddleware
+        mounted = {
+            prefix: _as_asgi(load_application(path, config.wsgi_max_body_size), trio_backend)
+            for prefix, path in config.mounts.items()
+        }
+        mounted.setdefault("/", _as_asgi(app, trio_backend))
+        app = ASGIWrapper(dispatcher(mounted))
+    if config.https_redirect and config.ssl_enabled:
+        from .middleware import HTTPToHTTPSRedirectMiddleware
+
+        app = ASGIWrapper(
+            HTTPToHTTPSRedirectMiddleware(
+                _as_asgi(app, trio_backend), host=None, https_port=_tls_port(config)
+            )
+        )
+    return app
+
+
+def _as_asgi(wrapper: AppWrapper, trio_backend: bool) -> Any:
+    """An ASGI 3 callable for a loaded application (WSGI ones run through the backend's
+    WSGI middleware)."""
+    if isinstance(wrapper, WSGIWrapper):
+        from .middleware import AsyncioWSGIMiddleware, TrioWSGIMiddleware
+
+        middleware = TrioWSGIMiddleware if trio_backend else AsyncioWSGIMiddleware
+        return middleware(wrapper.app, wrapper.max_body_size)
+    return wrapper.app if isinstance(wrapper, ASGIWrapper) else wrapper
+
+
+def _tls_port(config: Config) -> Optional[int]:
+    for bind in config.bind:
+        kind, target = parse_bind(bind)
+        if kind == "inet" and isinstance(target, tuple):
+            return target[1]
+    return None
+
+
 def _load(config: Config) -> tuple[Any, int]:
     assert config.app is not None
     try:
-        return load_application(config.app, config.wsgi_max_body_size), EXIT_OK
+        return build_app(config), EXIT_OK
     except NoAppError as error:
         print(f"hypercorn: configuration error: app: {error}", file=sys.stderr)
         return None, EXIT_CONFIG

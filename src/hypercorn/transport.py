@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import ssl
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 from .protocol import ConnectionInfo
 from .utils import parse_socket_addr
@@ -46,3 +46,21 @@ def connection_info(
     if ssl_object is not None:
         return ConnectionInfo(client, server, "https", tls_extension(ssl_object), state)
     return ConnectionInfo(client, server, "http", None, state)
+
+
+def access_response(stream: Any) -> Optional[dict[str, Any]]:
+    """What the access log needs to know about a finished stream's response."""
+    if stream.status is None:
+        return None
+    return {
+        "status": stream.status,
+        "headers": stream.response_headers,
+        "bytes": stream.bytes_sent,
+        "peer": stream.peer,
+    }
+
+
+UNTRUSTED_FORWARDED_WARNING = (
+    "forwarded headers arrived from %s, which is not in trusted_proxies, and were ignored "
+    "(set trusted_proxies to the proxy's address to use them); this is logged once"
+)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ..protocol import ConnectionInfo
 from ..protocol.connection import HTTPConnection
-from ..transport import connection_info
+from ..transport import UNTRUSTED_FORWARDED_WARNING, access_response, connection_info
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -167,10 +167,18 @@ class TCPServer(asyncio.Protocol):
 
     # ---------------------------------------------------------------- the application
     def _start_app(self, stream: AnyStream) -> None:
+        if not self.context.admit():
+            stream.reject(503, [(b"retry-after", b"1")])  # over max_concurrent_requests
+            self._flush()
+            return
         task = self.loop.create_task(self._run_app(stream))
         self._tasks[stream] = task
-        task.add_done_callback(lambda _: self._tasks.pop(stream, None))
+        task.add_done_callback(lambda _: self._app_done(stream))
         self.context.add_task(task)
+
+    def _app_done(self, stream: AnyStream) -> None:
+        self._tasks.pop(stream, None)
+        self.context.in_flight -= 1
 
     async def _run_app(self, stream: AnyStream) -> None:
         loop = self.loop
@@ -209,6 +217,9 @@ class TCPServer(asyncio.Protocol):
                 await self._can_write.wait()
 
         log = self.config.log
+        if stream.untrusted_forwarded and not self.context.warned_untrusted:
+            self.context.warned_untrusted = True
+            await log.warning(UNTRUSTED_FORWARDED_WARNING, stream.peer or "a unix socket")
         try:
             await self.app(stream.scope, receive, send, self._sync_spawn, self._call_soon)
         except asyncio.CancelledError:
@@ -226,14 +237,8 @@ class TCPServer(asyncio.Protocol):
                 self._flush()
         finally:
             stream.on_wake = None
-            response = None
-            if stream.status is not None:
-                response = {
-                    "status": stream.status,
-                    "headers": stream.response_headers,
-                    "bytes": stream.bytes_sent,
-                }
-            await log.access(stream.scope, response, loop.time() - stream.start_time)
+            elapsed = loop.time() - stream.start_time
+            await log.access(stream.scope, access_response(stream), elapsed)
 
     async def _sync_spawn(self, func: Callable[..., Any], *args: Any) -> Any:
         return await self.loop.run_in_executor(self.context.executor, partial(func, *args))

@@ -23,8 +23,18 @@ class WorkerContext:
         self.tasks: set[asyncio.Task[None]] = set()
         self.lifespan_state: dict[str, Any] = {}
         self.shutting_down = False
+        self.in_flight = 0  # application calls running, for max_concurrent_requests
+        self.warned_untrusted = False
         self._executor: ThreadPoolExecutor | None = None
         self._idle: asyncio.Event | None = None
+
+    def admit(self) -> bool:
+        """Count a new application call in, unless ``max_concurrent_requests`` are running."""
+        limit = self.config.max_concurrent_requests
+        if limit is not None and self.in_flight >= limit:
+            return False
+        self.in_flight += 1
+        return True
 
     @property
     def executor(self) -> ThreadPoolExecutor:

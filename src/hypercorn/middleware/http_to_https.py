@@ -17,9 +17,14 @@ from ..typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, Scope
 class HTTPToHTTPSRedirectMiddleware:
     """Send secure requests to ``app``; redirect the rest to ``https://host``."""
 
-    def __init__(self, app: ASGIFramework, host: Optional[str]) -> None:
+    def __init__(
+        self, app: ASGIFramework, host: Optional[str], https_port: Optional[int] = None
+    ) -> None:
+        """``host`` is where to send clients (default: the request's Host); ``https_port``, if
+        given, replaces the port of the request's Host (omitted when it is 443)."""
         self.app = app
         self.host = host
+        self.https_port = https_port
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -38,6 +43,9 @@ class HTTPToHTTPSRedirectMiddleware:
                 if name == b"host":
                     host = value.decode("latin-1")
                     break
+            if host is not None and self.https_port is not None:
+                bare = host.rsplit(":", 1)[0] if host.count(":") == 1 or "]:" in host else host
+                host = bare if self.https_port == 443 else f"{bare}:{self.https_port}"
         if host is None and scope.get("server"):
             server_host, port = scope["server"]
             host = server_host if port in (None, 80, 443) else f"{server_host}:{port}"

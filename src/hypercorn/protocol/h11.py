@@ -22,7 +22,6 @@ Hypercorn).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from http import HTTPStatus
 from typing import TYPE_CHECKING, Optional
 
 import h11
@@ -40,19 +39,13 @@ from .events import (
     StreamClosed,
     Trailers,
 )
-from .http_stream import HTTPStream
+from .http_stream import HTTPStream, reason_phrase
 from .selection import SUPPORTED_ALPN
 from .ws_stream import AnyStream, HandshakeError, WSStream, is_websocket_upgrade
 
 if TYPE_CHECKING:
     from ..config import Config
     from . import ConnectionInfo
-
-_REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
-
-
-def reason_phrase(status: int) -> bytes:
-    return _REASONS.get(status, b"")
 
 
 class H11Connection:
@@ -293,7 +286,8 @@ class H11Connection:
         else:
             stream = HTTPStream(self.config, self.info, asgi_request, self._stream_event, now)
         self._stream = stream
-        self._new_streams.append(stream)
+        if stream.admit():
+            self._new_streams.append(stream)
 
     def _h2c_upgrade(self, request: h11.Request, has_body: bool) -> Optional[bytes]:
         """The HTTP2-Settings value if this request asks for (and may get) an h2c upgrade.

@@ -276,9 +276,14 @@ class H2Connection:
             )
         stream.on_body_consumed = self._body_consumed
         self._streams[stream_id] = stream
-        self._new_streams.append(stream)
         if ended:
             stream.handle(EndBody(stream_id))
+        if not stream.admit():  # answered already (421/413): no application is started
+            if not ended:
+                self._reset(stream_id, h2.errors.ErrorCodes.NO_ERROR)  # stop the upload
+            self._maybe_forget(stream_id)
+            return
+        self._new_streams.append(stream)
         if self._requests >= self.config.keep_alive_max_requests:
             self._draining = True
 

@@ -17,12 +17,19 @@ the backend's waiting ``receive()`` through ``on_wake``.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from enum import Enum, auto
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
-from ..utils import UnexpectedMessageError, build_and_validate_headers, suppress_body
+from ..utils import (
+    UnexpectedMessageError,
+    build_and_validate_headers,
+    suppress_body,
+    valid_server_name,
+)
 from .events import (
     Body,
     EndBody,
@@ -34,6 +41,7 @@ from .events import (
     StreamClosed,
     Trailers,
 )
+from .proxy import has_forwarded_headers, is_trusted, resolve
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -56,6 +64,18 @@ class StreamState(Enum):
     CLOSED = auto()
 
 
+_REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
+
+
+def reason_phrase(status: int) -> bytes:
+    return _REASONS.get(status, b"")
+
+
+def admit_host(config: Config, headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """True unless ``server_names`` is set and the request's Host is not one of them."""
+    return not config.server_names or valid_server_name(config, headers)
+
+
 def decode_path(raw_path: bytes) -> str:
     """Percent-decode a request path and decode it as UTF-8 (latin-1 if it is not UTF-8)."""
     unquoted = unquote_to_bytes(raw_path)
@@ -65,10 +85,60 @@ def decode_path(raw_path: bytes) -> str:
         return unquoted.decode("latin-1")
 
 
+@dataclass
+class ScopeFields:
+    """The parts of an ASGI ``http``/``websocket`` scope common to both."""
+
+    scheme: str
+    path: str
+    raw_path: bytes
+    query_string: bytes
+    root_path: str
+    headers: list[tuple[bytes, bytes]]
+    client: tuple[str, int] | None
+    extensions: dict[str, dict[object, object]]
+    untrusted_forwarded: bool = False
+
+
+def request_scope(config: Config, info: ConnectionInfo, request: Request) -> ScopeFields:
+    """Scope fields for a request, with forwarded headers applied when the peer is a trusted
+    proxy (``proxy_headers``/``trusted_proxies``)."""
+    scheme, client, headers = info.scheme, info.client, request.headers
+    root_path = config.root_path
+    untrusted = False
+    if config.proxy_headers != "none":
+        peer_host = info.client[0] if info.client else None
+        if is_trusted(peer_host, config.trusted_proxies):
+            forwarded = resolve(headers, config.proxy_headers, config.trusted_proxies)
+            if forwarded.client:
+                client = (forwarded.client, 0)
+            if forwarded.scheme:
+                scheme = forwarded.scheme
+            if forwarded.host:
+                headers = [(name, value) for name, value in headers if name != b"host"]
+                headers.append((b"host", forwarded.host.encode("latin-1")))
+            if forwarded.prefix:
+                root_path = forwarded.prefix.rstrip("/") + root_path
+        else:
+            untrusted = has_forwarded_headers(headers, config.proxy_headers)
+    path_part, _, query = request.raw_path.partition(b"?")
+    path = decode_path(path_part)
+    if root_path and not path.startswith(root_path):
+        path = root_path + path
+        path_part = root_path.encode() + path_part
+    extensions: dict[str, dict[object, object]] = {}
+    if info.tls is not None:
+        extensions["tls"] = info.tls
+    return ScopeFields(
+        scheme, path, path_part, query, root_path, headers, client, extensions, untrusted
+    )
+
+
 class HTTPStream:
     """One request/response exchange, seen from the application."""
 
     __slots__ = (
+        "_body_received",
         "_expect_100",
         "_inbox",
         "_sent_100",
@@ -83,6 +153,7 @@ class HTTPStream:
         "method",
         "on_body_consumed",
         "on_wake",
+        "peer",
         "protocol",
         "response_headers",
         "scope",
@@ -91,6 +162,7 @@ class HTTPStream:
         "state",
         "status",
         "stream_id",
+        "untrusted_forwarded",
     )
 
     def __init__(
@@ -119,6 +191,7 @@ class HTTPStream:
         self.on_body_consumed: Callable[[int, int], None] | None = None
         self.send_blocked = False
         self._inbox: deque[dict[str, Any]] = deque()
+        self._body_received = 0
         self.response_headers: list[tuple[bytes, bytes]] = []
         self._trailers_expected = False
         self._trailer_block: list[tuple[bytes, bytes]] = []
@@ -129,18 +202,14 @@ class HTTPStream:
             if name == b"expect" and value.lower() == b"100-continue":
                 self._expect_100 = True
 
-        path_part, _, query = request.raw_path.partition(b"?")
-        root_path = config.root_path
-        path = decode_path(path_part)
-        if root_path and not path.startswith(root_path):
-            path = root_path + path
-            path_part = root_path.encode() + path_part
+        self.peer = info.client
+        common = request_scope(config, info, request)
+        self.untrusted_forwarded = common.untrusted_forwarded
         scope_extensions: dict[str, dict[object, object]] = {
             "http.response.trailers": {},
             "http.response.early_hint": {},
+            **common.extensions,
         }
-        if info.tls is not None:
-            scope_extensions["tls"] = info.tls
         if extensions:
             scope_extensions.update(extensions)
         self.scope: HTTPScope = {
@@ -148,13 +217,13 @@ class HTTPStream:
             "asgi": ASGI_VERSIONS,
             "http_version": request.http_version,
             "method": request.method,
-            "scheme": info.scheme,
-            "path": path,
-            "raw_path": path_part,
-            "query_string": query,
-            "root_path": root_path,
-            "headers": request.headers,
-            "client": info.client,
+            "scheme": common.scheme,
+            "path": common.path,
+            "raw_path": common.raw_path,
+            "query_string": common.query_string,
+            "root_path": common.root_path,
+            "headers": common.headers,
+            "client": common.client,
             "server": info.server,
             "state": info.state.copy(),
             "extensions": scope_extensions,
@@ -164,7 +233,11 @@ class HTTPStream:
     def handle(self, event: Event) -> None:
         """Take an inbound event for this stream from the protocol adapter."""
         if isinstance(event, Body):
-            if not self.disconnected:
+            self._body_received += len(event.data)
+            limit = self.config.max_request_body_size
+            if limit is not None and self._body_received > limit:
+                self._body_too_large()
+            elif not self.disconnected:
                 self._inbox.append({"type": "http.request", "body": event.data, "more_body": True})
                 self.wake()
         elif isinstance(event, EndBody):
@@ -180,6 +253,52 @@ class HTTPStream:
             self.disconnected = True
             self._inbox.clear()
             self.wake()
+
+    def admit(self) -> bool:
+        """Apply the server's request limits before any application sees the request.
+
+        Returns False after answering it itself: 421 for a host not in ``server_names``, 413
+        when Content-Length exceeds ``max_request_body_size``.
+        """
+        if not admit_host(self.config, self.scope["headers"]):
+            self.reject(421)
+            return False
+        limit = self.config.max_request_body_size
+        if limit is not None:
+            for name, value in self.scope["headers"]:
+                if name == b"content-length" and value.isdigit() and int(value) > limit:
+                    self.reject(413)
+                    return False
+        return True
+
+    def reject(self, status: int, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+        """Answer with a short plain-text ``status`` response the application never sees."""
+        body = reason_phrase(status)
+        self.status = status
+        self.state = StreamState.CLOSED
+        self.disconnected = True
+        self.response_headers = self._default_headers(
+            [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode("ascii")),
+                *headers,
+            ]
+        )
+        self.emit(Response(self.stream_id, status, self.response_headers))
+        self.emit(Body(self.stream_id, body))
+        self.emit(EndBody(self.stream_id))
+
+    def _body_too_large(self) -> None:
+        if self.disconnected:
+            return
+        if self.state in (StreamState.REQUEST, StreamState.STARTED):
+            self.reject(413)
+        else:  # the response has started: the only signal left is abandoning it
+            self.state = StreamState.CLOSED
+            self.emit(StreamClosed(self.stream_id))
+        self.disconnected = True
+        self._inbox.clear()
+        self.wake()
 
     @property
     def queued(self) -> int:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import Enum, auto
 from typing import TYPE_CHECKING, Any, Optional, Union
 
@@ -42,7 +42,7 @@ from .events import (
     Response,
     StreamClosed,
 )
-from .http_stream import ASGI_VERSIONS, HTTPStream, decode_path
+from .http_stream import ASGI_VERSIONS, HTTPStream, admit_host, request_scope
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -127,30 +127,24 @@ class WSStream:
                 subprotocols += [p.strip() for p in value.decode("latin-1").split(",") if p.strip()]
             elif name == b"sec-websocket-extensions":
                 self._offered_extensions = value.decode("latin-1")
-        path_part, _, query = request.raw_path.partition(b"?")
-        root_path = config.root_path
-        path = decode_path(path_part)
-        if root_path and not path.startswith(root_path):
-            path = root_path + path
-            path_part = root_path.encode() + path_part
-        extensions: dict[str, dict[object, object]] = {"websocket.http.response": {}}
-        if info.tls is not None:
-            extensions["tls"] = info.tls
+        self.peer = info.client
+        common = request_scope(config, info, request)
+        self.untrusted_forwarded = common.untrusted_forwarded
         self.scope: WebsocketScope = {
             "type": "websocket",
             "asgi": ASGI_VERSIONS,
             "http_version": request.http_version,
-            "scheme": "wss" if info.scheme == "https" else "ws",
-            "path": path,
-            "raw_path": path_part,
-            "query_string": query,
-            "root_path": root_path,
-            "headers": headers,
-            "client": info.client,
+            "scheme": "wss" if common.scheme == "https" else "ws",
+            "path": common.path,
+            "raw_path": common.raw_path,
+            "query_string": common.query_string,
+            "root_path": common.root_path,
+            "headers": common.headers,
+            "client": common.client,
             "server": info.server,
             "subprotocols": subprotocols,
             "state": info.state.copy(),
-            "extensions": extensions,
+            "extensions": {"websocket.http.response": {}, **common.extensions},
         }
         if not self.http2:
             self._check_http11_handshake(headers)
@@ -304,6 +298,18 @@ class WSStream:
             return False
         return True
 
+    def admit(self) -> bool:
+        """Apply the server's limits before any application sees the handshake (421 for a
+        host not in ``server_names``)."""
+        if not admit_host(self.config, self.scope["headers"]):
+            self.reject(421)
+            return False
+        return True
+
+    def reject(self, status: int, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+        """Deny the handshake with ``status`` without involving the application."""
+        self._respond_and_close(status, headers)
+
     def begin_shutdown(self) -> None:
         if self.state is WSState.CONNECTED:
             self._close(1001, "server shutting down")
@@ -419,11 +425,11 @@ class WSStream:
             self.state = WSState.CLOSED
             self.emit(EndData(self.stream_id))
 
-    def _respond_and_close(self, status: int) -> None:
+    def _respond_and_close(self, status: int, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
         self.status = status
         self.state = WSState.CLOSED
         self.disconnected = True
-        self.response_headers = [(b"content-length", b"0")]
+        self.response_headers = [(b"content-length", b"0"), *headers]
         self.emit(Response(self.stream_id, status, self.response_headers))
         self.emit(EndBody(self.stream_id))
 

@@ -21,7 +21,7 @@ import trio
 
 from ..protocol import ConnectionInfo
 from ..protocol.connection import HTTPConnection
-from ..transport import connection_info
+from ..transport import UNTRUSTED_FORWARDED_WARNING, access_response, connection_info
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -152,6 +152,9 @@ class TCPServer:
         core = self.core
         for stream in core.pop_new_streams():
             assert self._apps is not None
+            if not self.context.admit():
+                stream.reject(503, [(b"retry-after", b"1")])  # over max_concurrent_requests
+                continue
             # The scope exists before the task runs, so a cancellation can never miss it.
             self._app_scopes[stream] = trio.CancelScope()
             self._apps.start_soon(self._run_app, stream)
@@ -184,6 +187,7 @@ class TCPServer:
                 await self._call_app(stream)
         finally:
             del self._app_scopes[stream]
+            self.context.in_flight -= 1
 
     async def _call_app(self, stream: AnyStream) -> None:
         # Separate waiters: an app may wait in receive() (for a disconnect) in one task while
@@ -217,6 +221,9 @@ class TCPServer:
                 await waiters["send"].wait()
 
         log = self.config.log
+        if stream.untrusted_forwarded and not self.context.warned_untrusted:
+            self.context.warned_untrusted = True
+            await log.warning(UNTRUSTED_FORWARDED_WARNING, stream.peer or "a unix socket")
         try:
             await self.app(stream.scope, receive, send, self._sync_spawn, self._call_soon)
         except trio.Cancelled:
@@ -233,14 +240,8 @@ class TCPServer:
                 await self._flush()
         finally:
             stream.on_wake = None
-            response = None
-            if stream.status is not None:
-                response = {
-                    "status": stream.status,
-                    "headers": stream.response_headers,
-                    "bytes": stream.bytes_sent,
-                }
-            await log.access(stream.scope, response, trio.current_time() - stream.start_time)
+            elapsed = trio.current_time() - stream.start_time
+            await log.access(stream.scope, access_response(stream), elapsed)
 
     async def _sync_spawn(self, func: Callable[..., Any], *args: Any) -> Any:
         return await trio.to_thread.run_sync(partial(func, *args), limiter=self.context.limiter)

@@ -22,8 +22,18 @@ class WorkerContext:
         self.connections: set[TCPServer] = set()
         self.lifespan_state: dict[str, Any] = {}
         self.shutting_down = False
+        self.in_flight = 0  # application calls running, for max_concurrent_requests
+        self.warned_untrusted = False
         self.limiter = trio.CapacityLimiter(WSGI_THREADS)
         self._idle = trio.Event()
+
+    def admit(self) -> bool:
+        """Count a new application call in, unless ``max_concurrent_requests`` are running."""
+        limit = self.config.max_concurrent_requests
+        if limit is not None and self.in_flight >= limit:
+            return False
+        self.in_flight += 1
+        return True
 
     def add_connection(self, connection: TCPServer) -> None:
         self.connections.add(connection)
