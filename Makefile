@@ -5,13 +5,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint format certs clean help
+.PHONY: run test lint format certs conformance clean help
 
 help:
 	@echo "make run    serve the demo app (app/) on http://127.0.0.1:8000"
 	@echo "make test   run the whole test suite"
 	@echo "make lint   ruff and mypy --strict"
 	@echo "make certs  development CA and certificates in certs/ (see certs/README.md)"
+	@echo "make conformance  Autobahn|Testsuite cases 1-10 over ws:// and wss:// (not in make test)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +34,12 @@ lint: $(STAMP)
 
 certs: $(STAMP)
 	$(PY) certs/make_certs.py
+
+# Autobahn|Testsuite is Python 2 code: setup.sh builds a 2.7 virtualenv for it (needs root
+# for apt on Debian); the run fails on any FAILED case. See tests/conformance/README.md.
+conformance: $(STAMP)
+	$(PY) tests/conformance/autobahn/run.py "$$(bash tests/conformance/autobahn/setup.sh)" \
+		--cases "$${AUTOBAHN_CASES:-1.*,2.*,3.*,4.*,5.*,6.*,7.*,9.*,10.*}"
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format src tests app certs

@@ -73,19 +73,19 @@ def _create_logger(
     *,
     propagate: bool = True,
     json: bool = False,
+    line_format: str = "%(asctime)s [%(process)d] [%(levelname)s] %(message)s",
 ) -> logging.Logger | None:
     if isinstance(target, logging.Logger):
         return target
     if target:
         logger = logging.getLogger(name)
+        for handler in logger.handlers:  # a previous Logger's (e.g. its open log file)
+            handler.close()
         logger.handlers = [
             logging.StreamHandler(sys_default) if target == "-" else logging.FileHandler(target)
         ]
         logger.propagate = propagate
-        formatter = logging.Formatter(
-            "%(asctime)s [%(process)d] [%(levelname)s] %(message)s",
-            "[%Y-%m-%d %H:%M:%S %z]",
-        )
+        formatter = logging.Formatter(line_format, "[%Y-%m-%d %H:%M:%S %z]")
         logger.handlers[0].setFormatter(json_formatter() if json else formatter)
         if level is not None:
             logger.setLevel(logging.getLevelName(level.upper()))
@@ -100,12 +100,8 @@ class Logger:
         self.access_log_format = config.access_log_format
         self.json = config.log_format == "json"
         self.access_logger = _create_logger(
-            "hypercorn.access",
-            config.accesslog,
-            "INFO",
-            sys.stdout,
-            propagate=False,
-            json=self.json,
+            "hypercorn.access", config.accesslog, "INFO", sys.stdout, propagate=False,
+            json=self.json, line_format="%(message)s",  # the line is access_log_format alone
         )
         self.error_logger = _create_logger(
             "hypercorn.error", config.errorlog, config.loglevel, sys.stderr, json=self.json

@@ -216,6 +216,7 @@ class WSStream:
         if self._fragment_size > self.config.websocket_max_message_size:
             self._fragments.clear()
             self._close(1009, "message too big")
+            self._finish()  # the rest of the message would only be read to be dropped
             return
         if event.message_finished:
             message: dict[str, Any]
@@ -236,8 +237,12 @@ class WSStream:
             self._finish()
         elif self._ws.state is ConnectionState.CLOSED:  # the peer answered our close
             self._finish()
-        else:  # wsproto found a protocol error (1002, 1007, ...): close with its code
+        else:
+            # wsproto found a protocol error (1002, 1007, ...): "fail the WebSocket
+            # connection" (RFC 6455 7.1.7): a close frame with that code, then hang up at
+            # once, since nothing more the peer sends can be parsed.
             self._close(int(event.code), event.reason)
+            self._finish()
 
     def _acknowledge(self) -> None:
         # Flow control (HTTP/2): the peer may send more once the app has room for it.
