@@ -100,8 +100,13 @@ class Logger:
         self.access_log_format = config.access_log_format
         self.json = config.log_format == "json"
         self.access_logger = _create_logger(
-            "hypercorn.access", config.accesslog, "INFO", sys.stdout, propagate=False,
-            json=self.json, line_format="%(message)s",  # the line is access_log_format alone
+            "hypercorn.access",
+            config.accesslog,
+            "INFO",
+            sys.stdout,
+            propagate=False,
+            json=self.json,
+            line_format="%(message)s",  # the line is access_log_format alone
         )
         self.error_logger = _create_logger(
             "hypercorn.error", config.errorlog, config.loglevel, sys.stderr, json=self.json

@@ -30,8 +30,9 @@ async def app(scope: Any, receive: Any, send: Any) -> None:
     if scope["path"] == "/crash":
         raise RuntimeError("crash for the error log")
     scope["extensions"]["hypercorn.log"] = {"user": "alice", "status": "app cannot override"}
-    await send({"type": "http.response.start", "status": 201,
-                "headers": [(b"x-out", b"out-value")]})
+    await send(
+        {"type": "http.response.start", "status": 201, "headers": [(b"x-out", b"out-value")]}
+    )
     await send({"type": "http.response.body", "body": b"twelve bytes"})
 
 
@@ -39,8 +40,9 @@ def read_json_lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def test_json_access_log_fields_over_http11_http2_and_websocket(serve: Serve,
-                                                                 tmp_path: Path) -> None:
+def test_json_access_log_fields_over_http11_http2_and_websocket(
+    serve: Serve, tmp_path: Path
+) -> None:
     access = tmp_path / "access.log"
     server = serve(app, accesslog=str(access), log_format="json")
     headers = {"user-agent": "test-agent/1", "referer": "http://ref/", "x-request-id": "abc-123"}
@@ -55,9 +57,25 @@ def test_json_access_log_fields_over_http11_http2_and_websocket(serve: Serve,
     asyncio.run(ws())
     server.stop()
     http11, http2, websocket = read_json_lines(access)
-    assert set(http11) >= {"timestamp", "level", "event", "method", "path", "query", "status",
-                           "bytes", "duration_ms", "http_version", "scheme", "client", "peer",
-                           "user_agent", "referer", "request_id", "worker"}
+    assert set(http11) >= {
+        "timestamp",
+        "level",
+        "event",
+        "method",
+        "path",
+        "query",
+        "status",
+        "bytes",
+        "duration_ms",
+        "http_version",
+        "scheme",
+        "client",
+        "peer",
+        "user_agent",
+        "referer",
+        "request_id",
+        "worker",
+    }
     assert http11["event"] == "request" and http11["level"] == "info"
     assert (http11["method"], http11["path"], http11["query"]) == ("GET", "/p", "q=1")
     assert (http11["status"], http11["bytes"], http11["http_version"]) == (201, 12, "1.1")
@@ -99,23 +117,54 @@ def test_json_error_log_with_traceback(serve: Serve, tmp_path: Path) -> None:
 
 def test_text_access_log_with_every_atom(serve: Serve, tmp_path: Path) -> None:
     access = tmp_path / "access.log"
-    atoms = ["h", "l", "t", "r", "R", "s", "st", "S", "m", "U", "Uq", "q", "H", "b", "B", "f",
-             "a", "T", "D", "L", "p"]
+    atoms = [
+        "h",
+        "l",
+        "t",
+        "r",
+        "R",
+        "s",
+        "st",
+        "S",
+        "m",
+        "U",
+        "Uq",
+        "q",
+        "H",
+        "b",
+        "B",
+        "f",
+        "a",
+        "T",
+        "D",
+        "L",
+        "p",
+    ]
     fmt = "|".join(f"{atom}=%({atom})s" for atom in atoms)
     fmt += "|in=%({X-In}i)s|out=%({x-out}o)s|env=%({user}e)s|missing=%({nope}i)s"
     server = serve(app, accesslog=str(access), access_log_format=fmt)
-    httpx.get(server.url + "/path?x=1", headers={"X-In": "in\tvalue", "user-agent": "ua",
-                                                  "referer": "ref"})
+    httpx.get(
+        server.url + "/path?x=1",
+        headers={"X-In": "in\tvalue", "user-agent": "ua", "referer": "ref"},
+    )
     server.stop()
     line = access.read_text().strip()
     values = dict(part.split("=", 1) for part in line.split("|"))
     assert values["h"].startswith("127.0.0.1:") and values["l"] == "-"
     assert re.fullmatch(r"\[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\]", values["t"])
     assert values["r"] == "GET /path HTTP/1.1" and values["R"] == "GET /path?x=1 HTTP/1.1"
-    assert (values["s"], values["st"], values["S"], values["m"]) == ("201", "Created", "http",
-                                                                      "GET")
-    assert (values["U"], values["Uq"], values["q"], values["H"]) == ("/path", "/path?x=1", "x=1",
-                                                                      "HTTP/1.1")
+    assert (values["s"], values["st"], values["S"], values["m"]) == (
+        "201",
+        "Created",
+        "http",
+        "GET",
+    )
+    assert (values["U"], values["Uq"], values["q"], values["H"]) == (
+        "/path",
+        "/path?x=1",
+        "x=1",
+        "HTTP/1.1",
+    )
     assert values["b"] == values["B"] == "12"
     assert (values["f"], values["a"]) == ("ref", "ua")
     assert values["T"] == "0" and int(values["D"]) >= 0 and float(values["L"]) >= 0

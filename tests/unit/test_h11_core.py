@@ -503,3 +503,21 @@ def test_shutdown_closes_idle_connection_and_finishes_busy_one() -> None:
     respond(stream)
     assert b"connection: close" in busy.data_to_send()
     assert busy.closed
+
+
+def test_rejected_request_keeps_the_connection_unless_a_body_follows() -> None:
+    conn = make_connection(server_names=["example.com"])
+    conn.receive_data(
+        b"GET / HTTP/1.1\r\nHost: other.test\r\n\r\nGET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+        now=0.0,
+    )
+    [stream] = conn.pop_new_streams()  # the first was answered 421 by the server itself
+    assert stream.scope["headers"][0] == (b"host", b"example.com")
+    assert conn.data_to_send().startswith(b"HTTP/1.1 421 Misdirected Request\r\n")
+    assert not conn.closed
+    too_big = make_connection(max_request_body_size=10)
+    too_big.receive_data(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n" + b"x" * 50, now=0.0
+    )
+    assert too_big.data_to_send().startswith(b"HTTP/1.1 413 ")
+    assert too_big.closed  # the rest of an unwanted body is not read

@@ -90,9 +90,12 @@ class _DispatcherMiddleware:
             except Exception as error:
                 # The server's rule: raising before receiving start-up means "no lifespan
                 # support"; raising after it is a start-up failure.
-                entry.supported = False
                 kind = "lifespan.startup.failed" if entry.received_startup else "unsupported"
-                await entry.answers.put({"type": kind, "message": repr(error)})
+                message = repr(error)
+            else:
+                kind, message = "finished", ""  # returned: nothing more to wait for
+            entry.supported = False
+            await entry.answers.put({"type": kind, "message": message})
 
         async def coordinate() -> None:
             while True:

@@ -67,6 +67,9 @@ class H11Connection:
         self._shutting_down = False
         # Set when the client asked to switch to h2c: (HTTP2-Settings value, the request).
         self.upgrade: Optional[tuple[bytes, Request]] = None
+        self._processing = False
+        # Answered a request whose client waits for 100-continue: its body never comes.
+        self._body_withheld = False
         self._paused = False  # h11 holds pipelined bytes until the current response ends
         self._held_bytes = 0
         self._chunked = False
@@ -178,6 +181,16 @@ class H11Connection:
 
     # ---------------------------------------------------------------- inbound
     def _process(self, now: float) -> None:
+        if self._processing:
+            return  # re-entered from a response completed while handling events: the outer
+            # loop carries on with whatever is buffered
+        self._processing = True
+        try:
+            self._process_events(now)
+        finally:
+            self._processing = False
+
+    def _process_events(self, now: float) -> None:
         while not self.closed and self.upgrade is None:
             try:
                 event = self._h11.next_event()
@@ -208,9 +221,15 @@ class H11Connection:
             elif isinstance(event, h11.Data):
                 if self._stream is not None:
                     self._stream.handle(Body(self._stream.stream_id, bytes(event.data)))
+                elif event.data:
+                    # The response is already complete and the client is still sending a
+                    # body nobody will read: closing is cheaper than draining it.
+                    self.closed = True
             elif isinstance(event, h11.EndOfMessage):
                 if self._stream is not None:
                     self._stream.handle(EndBody(self._stream.stream_id))
+                else:  # the end of a request answered before it was fully read
+                    self._next_cycle_or_close()
             elif isinstance(event, h11.ConnectionClosed):
                 self._peer_closed()
                 break
@@ -346,6 +365,7 @@ class H11Connection:
     def _send_stream_event(self, event: Event) -> None:
         h11_conn = self._h11
         if isinstance(event, Response):
+            self._body_withheld = h11_conn.they_are_waiting_for_100_continue
             headers = event.headers
             if self._shutting_down or self._requests >= self.config.keep_alive_max_requests:
                 headers = [*headers, (b"connection", b"close")]
@@ -400,6 +420,20 @@ class H11Connection:
     def _response_complete(self) -> None:
         h11_conn = self._h11
         self._stream = None
+        if (
+            h11_conn.their_state is h11.SEND_BODY
+            and not self._shutting_down
+            and not self._body_withheld
+        ):
+            # Answered before the request was read to its end: what is buffered decides
+            # (just the end of the request: keep the connection; body data: close).
+            self._idle_pending = True
+            self._process(self._now)
+        else:
+            self._next_cycle_or_close()
+
+    def _next_cycle_or_close(self) -> None:
+        h11_conn = self._h11
         if (
             h11_conn.our_state is h11.DONE
             and h11_conn.their_state is h11.DONE
