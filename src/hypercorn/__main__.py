@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the effective configuration as TOML, with sources, and exit",
     )
+    parser.add_argument(
+        "--healthcheck",
+        action="store_true",
+        help="probe the admin listener's /readyz (admin_bind) and exit 0 if "
+        "ready, 1 if not: a container HEALTHCHECK without curl",
+    )
     parser.add_argument("--version", action="version", version=f"hypercorn {__version__}")
     settings = parser.add_argument_group("settings")
     for name in cli_fields():
@@ -122,6 +128,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.print_config:
         sys.stdout.write(render_toml(config, sources))
         return 0
+    if args.healthcheck:
+        if config.admin_bind is None:
+            print(
+                "hypercorn: --healthcheck needs admin_bind (HYPERCORN_ADMIN_BIND)", file=sys.stderr
+            )
+            return 1
+        from .admin import probe
+
+        status = probe(config.admin_bind)
+        print(f"{config.admin_bind}/readyz: {status or 'unreachable'}")
+        return 0 if status == 200 else 1
     if config.app is None:
         print(
             "hypercorn: configuration error: no application given (the APPLICATION "

@@ -21,7 +21,7 @@ import socket
 import ssl
 import stat
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
 from time import time
@@ -61,6 +61,7 @@ class Sockets:
     secure_sockets: list[socket.socket]
     insecure_sockets: list[socket.socket]
     quic_sockets: list[socket.socket]
+    admin_sockets: list[socket.socket] = field(default_factory=list)
 
 
 def _cli(*flags: str) -> JsonDict:
@@ -524,7 +525,8 @@ class Config(BaseSettings):
             secure = []
             insecure = self._create_sockets(self.bind + self.insecure_bind)
         quic = self._create_sockets(self.quic_bind, socket.SOCK_DGRAM)
-        return Sockets(secure, insecure, quic)
+        admin = self._create_sockets([self.admin_bind]) if self.admin_bind else []
+        return Sockets(secure, insecure, quic, admin)
 
     def _create_sockets(
         self, binds: list[str], type_: int = socket.SOCK_STREAM

@@ -17,14 +17,17 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import traceback
 from collections.abc import Awaitable, Callable
 from functools import partial
 from multiprocessing.synchronize import Event as EventType
 from typing import TYPE_CHECKING, Any, Optional
 
+from .admin import MULTIPROCESS_ENV
 from .app_wrappers import ASGIWrapper, WSGIWrapper
 from .config import Config, Sockets, parse_bind
 from .utils import (
@@ -273,6 +276,9 @@ def _run_workers(config: Config, signals: _Signals) -> int:
         return EXIT_FAILURE
     context = multiprocessing.get_context("spawn")
     shutdown_event = context.Event()
+    # Every worker writes its metrics here, so /metrics from any worker counts them all.
+    metrics_dir = tempfile.mkdtemp(prefix="hypercorn-metrics-")
+    os.environ[MULTIPROCESS_ENV] = metrics_dir
     config._log = None  # loggers are rebuilt in each worker
     processes = []
     for _ in range(config.workers):
@@ -304,6 +310,13 @@ def _run_workers(config: Config, signals: _Signals) -> int:
                     )
                     shutdown_event.set()
     finally:
-        for sock in [*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets]:
+        for sock in [
+            *sockets.secure_sockets,
+            *sockets.insecure_sockets,
+            *sockets.quic_sockets,
+            *sockets.admin_sockets,
+        ]:
             sock.close()
+        os.environ.pop(MULTIPROCESS_ENV, None)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return exit_code

@@ -178,19 +178,37 @@ def test_logconfig_json_toml_and_dict(tmp_path: Path) -> None:
     import logging
 
     from hypercorn.config import Config
+    from hypercorn.logging import Logger
 
     for name, text in (
-        ("log.json", json.dumps({"version": 1, "disable_existing_loggers": False,
-                                 "loggers": {"from-json": {"level": "WARNING"}}})),
-        ("log.toml", 'version = 1\ndisable_existing_loggers = false\n'
-                     '[loggers.from-toml]\nlevel = "ERROR"\n'),
+        (
+            "log.json",
+            json.dumps(
+                {
+                    "version": 1,
+                    "disable_existing_loggers": False,
+                    "loggers": {"from-json": {"level": "WARNING"}},
+                }
+            ),
+        ),
+        (
+            "log.toml",
+            'version = 1\ndisable_existing_loggers = false\n[loggers.from-toml]\nlevel = "ERROR"\n',
+        ),
     ):
         path = tmp_path / name
         path.write_text(text)
         prefix = "json" if name.endswith("json") else "toml"
-        Config(logconfig=f"{prefix}:{path}").log  # noqa: B018 - building it applies the config
+        Logger(Config(logconfig=f"{prefix}:{path}"))  # building it applies the config
     assert logging.getLogger("from-json").level == logging.WARNING
     assert logging.getLogger("from-toml").level == logging.ERROR
-    Config(logconfig_dict={"version": 1, "disable_existing_loggers": False,
-                           "loggers": {"from-dict": {"level": "CRITICAL"}}}).log  # noqa: B018
+    Logger(
+        Config(
+            logconfig_dict={
+                "version": 1,
+                "disable_existing_loggers": False,
+                "loggers": {"from-dict": {"level": "CRITICAL"}},
+            }
+        )
+    )
     assert logging.getLogger("from-dict").level == logging.CRITICAL

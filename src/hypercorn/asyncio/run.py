@@ -12,6 +12,8 @@ import signal
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from ..admin import AdminApp
+from ..app_wrappers import ASGIWrapper
 from ..config import Sockets
 from ..typing import TASK_STATUS_IGNORED, TaskStatus
 from ..utils import bound_urls
@@ -58,18 +60,29 @@ async def worker_serve(
     loop = asyncio.get_running_loop()
     if config.debug:
         loop.set_debug(True)
+    owns_sockets = sockets is None
+    if sockets is None:
+        sockets = config.create_sockets()
     context = WorkerContext(config)
+    # The admin listener answers from before start-up (/livez 200, /readyz 503 until ready).
+    admin_context = WorkerContext(config, observe=False)
+    admin_app = ASGIWrapper(AdminApp(lambda: context.ready))
+    admin_servers = [
+        await loop.create_server(lambda: TCPServer(admin_app, config, admin_context), sock=sock)
+        for sock in sockets.admin_sockets
+    ]
     lifespan = Lifespan(app, config, context.lifespan_state)
     lifespan.start()
     try:
         await lifespan.wait_for_startup()
     except BaseException:
         await lifespan.aclose()
+        for server in admin_servers:
+            server.close()
+        if owns_sockets:
+            close_sockets(sockets)
         raise
 
-    owns_sockets = sockets is None
-    if sockets is None:
-        sockets = config.create_sockets()
     ssl_context = config.create_ssl_context()
     servers: list[asyncio.Server] = []
 
@@ -92,10 +105,18 @@ async def worker_serve(
         urls = bound_urls(sockets)
         for url in urls:
             await config.log.info("Running on %s (CTRL + C to quit)", url)
+        context.ready = True
         task_status.started(urls)
 
         await (shutdown_trigger() if shutdown_trigger is not None else _signal_trigger(loop))
     finally:
+        context.ready = False
+        if config.shutdown_delay:
+            # Still serving while /readyz says 503, so load balancers stop sending first.
+            try:
+                await asyncio.sleep(config.shutdown_delay)
+            except asyncio.CancelledError:
+                pass
         context.shutting_down = True
         for server in servers:
             server.close()
@@ -111,14 +132,25 @@ async def worker_serve(
             )
         except asyncio.CancelledError:
             pass
-        for connection in list(context.connections):
+        for connection in [*context.connections, *admin_context.connections]:
             connection.abort()
         for task in list(context.tasks):
             task.cancel()
         if context.tasks:
             await asyncio.wait(list(context.tasks), timeout=1.0)
         context.close()
+        for server in admin_servers:
+            server.close()
         if owns_sockets:
-            for sock in [*sockets.secure_sockets, *sockets.insecure_sockets]:
-                sock.close()
+            close_sockets(sockets)
         await lifespan.wait_for_shutdown()
+
+
+def close_sockets(sockets: Sockets) -> None:
+    for sock in [
+        *sockets.secure_sockets,
+        *sockets.insecure_sockets,
+        *sockets.quic_sockets,
+        *sockets.admin_sockets,
+    ]:
+        sock.close()

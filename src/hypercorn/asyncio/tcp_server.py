@@ -13,6 +13,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
+from ..admin import metrics
 from ..protocol import ConnectionInfo
 from ..protocol.connection import HTTPConnection
 from ..transport import UNTRUSTED_FORWARDED_WARNING, access_response, connection_info
@@ -52,6 +53,7 @@ class TCPServer(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: float | None = None
         self._tasks: dict[AnyStream, asyncio.Task[None]] = {}
+        self._counted_as: str | None = None
 
     # ---------------------------------------------------------------- asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -92,7 +94,17 @@ class TCPServer(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
+    def _count_connection(self) -> None:
+        """Count this connection in the open-connections gauge once it carries a request
+        (its protocol is known by then)."""
+        if self._counted_as is None:
+            self._counted_as = self.core.http_version
+            metrics().connections.labels(self._counted_as).inc()
+
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._counted_as is not None:
+            metrics().connections.labels(self._counted_as).dec()
+            self._counted_as = None
         self._closing = True
         self._can_write.set()
         if self._timer is not None:
@@ -217,6 +229,11 @@ class TCPServer(asyncio.Protocol):
                 await self._can_write.wait()
 
         log = self.config.log
+        observe = self.context.observe
+        websocket = stream.scope["type"] == "websocket"
+        if observe:
+            self._count_connection()
+            metrics().request_started(websocket)
         if stream.untrusted_forwarded and not self.context.warned_untrusted:
             self.context.warned_untrusted = True
             await log.warning(UNTRUSTED_FORWARDED_WARNING, stream.peer or "a unix socket")
@@ -237,8 +254,12 @@ class TCPServer(asyncio.Protocol):
                 self._flush()
         finally:
             stream.on_wake = None
-            elapsed = loop.time() - stream.start_time
-            await log.access(stream.scope, access_response(stream), elapsed)
+            if observe:
+                elapsed = loop.time() - stream.start_time
+                metrics().request_finished(
+                    stream.status, stream.scope["http_version"], elapsed, websocket
+                )
+                await log.access(stream.scope, access_response(stream), elapsed)
 
     async def _sync_spawn(self, func: Callable[..., Any], *args: Any) -> Any:
         return await self.loop.run_in_executor(self.context.executor, partial(func, *args))

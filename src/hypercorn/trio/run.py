@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ..admin import AdminApp
+from ..app_wrappers import ASGIWrapper
 from ..config import Sockets
 from ..utils import LifespanFailureError, LifespanTimeoutError, bound_urls
 from .lifespan import Lifespan
@@ -86,9 +88,26 @@ async def worker_serve(
     ``task_status.started(urls)`` reports the bound URLs once the server accepts connections.
     """
     context = WorkerContext(config)
+    owns_sockets = sockets is None
+    if sockets is None:
+        sockets = config.create_sockets()
+    # The admin listener answers from before start-up (/livez 200, /readyz 503 until ready).
+    admin_context = WorkerContext(config, observe=False)
+    admin_app = ASGIWrapper(AdminApp(lambda: context.ready))
+    admin_listeners: list[trio.abc.Listener[Any]] = [
+        trio.SocketListener(trio.socket.from_stdlib_socket(sock)) for sock in sockets.admin_sockets
+    ]
+
+    async def admin_handle(stream: trio.abc.Stream) -> None:
+        await TCPServer(admin_app, config, admin_context, stream).run()
+
     startup_error: BaseException | None = None
     with collapse_single_errors():
         async with trio.open_nursery() as lifespan_nursery:
+            if admin_listeners:
+                await lifespan_nursery.start(
+                    _accept_all, admin_listeners, lifespan_nursery, admin_handle, config
+                )
             lifespan = Lifespan(app, config, context.lifespan_state)
             lifespan_nursery.start_soon(lifespan.handle_lifespan)
             try:
@@ -103,7 +122,13 @@ async def worker_serve(
                     with trio.CancelScope(shield=True):
                         await lifespan.wait_for_shutdown()
                     lifespan_nursery.cancel_scope.cancel()
+    with trio.CancelScope(shield=True):
+        for listener in admin_listeners:
+            await listener.aclose()
     if startup_error is not None:
+        if owns_sockets:  # never handed to a listener, so nothing else closes them
+            for sock in [*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets]:
+                sock.close()
         raise startup_error
 
 
@@ -126,12 +151,10 @@ async def _serve(
     app: AppWrapper,
     config: Config,
     context: WorkerContext,
-    sockets: Sockets | None,
+    sockets: Sockets,
     shutdown_trigger: Callable[..., Awaitable[Any]] | None,
     task_status: trio.TaskStatus[list[str]],
 ) -> None:
-    if sockets is None:
-        sockets = config.create_sockets()
     ssl_context = config.create_ssl_context()
     listeners: list[trio.abc.Listener[Any]] = []
     for sock in sockets.secure_sockets:
@@ -157,11 +180,15 @@ async def _serve(
             urls = bound_urls(sockets)
             for url in urls:
                 await config.log.info("Running on %s (CTRL + C to quit)", url)
+            context.ready = True
             task_status.started(urls)
             try:
                 await (shutdown_trigger() if shutdown_trigger is not None else _signal_trigger())
             finally:
+                context.ready = False
                 with trio.CancelScope(shield=True):
+                    # Still serving while /readyz says 503, so load balancers stop first.
+                    await trio.sleep(config.shutdown_delay)
                     accept_scope.cancel()
                     context.begin_shutdown()
                     with trio.move_on_after(config.graceful_timeout) as drain:

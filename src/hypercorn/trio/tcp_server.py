@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ..admin import metrics
 from ..protocol import ConnectionInfo
 from ..protocol.connection import HTTPConnection
 from ..transport import UNTRUSTED_FORWARDED_WARNING, access_response, connection_info
@@ -64,6 +65,7 @@ class TCPServer:
         self._deadline: float | None = None
         self._apps: trio.Nursery | None = None
         self._app_scopes: dict[AnyStream, trio.CancelScope] = {}
+        self._counted_as: str | None = None
 
     async def run(self) -> None:
         try:
@@ -112,7 +114,16 @@ class TCPServer:
                     self.core.connection_lost()
                     await trio.aclose_forcefully(self.stream)
         finally:
+            if self._counted_as is not None:
+                metrics().connections.labels(self._counted_as).dec()
             self.context.remove_connection(self)
+
+    def _count_connection(self) -> None:
+        """Count this connection in the open-connections gauge once it carries a request
+        (its protocol is known by then)."""
+        if self._counted_as is None:
+            self._counted_as = self.core.http_version
+            metrics().connections.labels(self._counted_as).inc()
 
     def begin_shutdown(self) -> None:
         if self.core is not None:
@@ -221,6 +232,11 @@ class TCPServer:
                 await waiters["send"].wait()
 
         log = self.config.log
+        observe = self.context.observe
+        websocket = stream.scope["type"] == "websocket"
+        if observe:
+            self._count_connection()
+            metrics().request_started(websocket)
         if stream.untrusted_forwarded and not self.context.warned_untrusted:
             self.context.warned_untrusted = True
             await log.warning(UNTRUSTED_FORWARDED_WARNING, stream.peer or "a unix socket")
@@ -240,8 +256,12 @@ class TCPServer:
                 await self._flush()
         finally:
             stream.on_wake = None
-            elapsed = trio.current_time() - stream.start_time
-            await log.access(stream.scope, access_response(stream), elapsed)
+            if observe:
+                elapsed = trio.current_time() - stream.start_time
+                metrics().request_finished(
+                    stream.status, stream.scope["http_version"], elapsed, websocket
+                )
+                await log.access(stream.scope, access_response(stream), elapsed)
 
     async def _sync_spawn(self, func: Callable[..., Any], *args: Any) -> Any:
         return await trio.to_thread.run_sync(partial(func, *args), limiter=self.context.limiter)

@@ -17,8 +17,11 @@ WSGI_THREADS = 32
 class WorkerContext:
     """Open connections (each owns its application tasks), for graceful shutdown."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, observe: bool = True) -> None:
         self.config = config
+        # False for the admin listener: its requests are neither logged nor counted.
+        self.observe = observe
+        self.ready = False  # for /readyz: lifespan start-up done and shutdown not begun
         self.connections: set[TCPServer] = set()
         self.lifespan_state: dict[str, Any] = {}
         self.shutting_down = False
