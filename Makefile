@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint format certs conformance clean help
+.PHONY: run test lint format certs conformance docs image image-test clean help
 
 help:
 	@echo "make run    serve the demo app (app/) on http://127.0.0.1:8000"
@@ -13,6 +13,8 @@ help:
 	@echo "make lint   ruff and mypy --strict"
 	@echo "make certs  development CA and certificates in certs/ (see certs/README.md)"
 	@echo "make conformance  Autobahn|Testsuite cases 1-10 over ws:// and wss:// (not in make test)"
+	@echo "make image / image-test  build the container image / build and check it for real"
+	@echo "make docs   regenerate the README's configuration table from the Config model"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +42,19 @@ certs: $(STAMP)
 conformance: $(STAMP)
 	$(PY) tests/conformance/autobahn/run.py "$$(bash tests/conformance/autobahn/setup.sh)" \
 		--cases "$${AUTOBAHN_CASES:-1.*,2.*,3.*,4.*,5.*,6.*,7.*,9.*,10.*}"
+
+image:
+	docker build -t hypercorn-appliance:latest .
+
+# Builds and runs the image for real with the shared checker (hadolint, yamllint, compose,
+# Kubernetes schemas, build, serve, non-root, SIGTERM, read-only hardened run, compose up).
+image-test:
+	CTX=. K8S_DIR=deploy/kubernetes \
+	  SERVE_ENV="HYPERCORN_BIND=127.0.0.1:8123 HYPERCORN_ADMIN_BIND=127.0.0.1:9123" \
+	  bash $${CONTAINER_CHECK:-../shared/container/ci-container-check.sh}
+
+docs: $(STAMP)
+	$(PY) -m hypercorn.settings
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format src tests app certs

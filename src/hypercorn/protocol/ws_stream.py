@@ -215,8 +215,11 @@ class WSStream:
         self._fragment_size += len(event.data)
         if self._fragment_size > self.config.websocket_max_message_size:
             self._fragments.clear()
+            # A normal closing handshake: the peer can still parse frames, and hanging up
+            # while it is still sending would make the kernel reset the connection, which
+            # can destroy our close frame before the peer reads it. What arrives meanwhile
+            # is parsed and dropped, not buffered.
             self._close(1009, "message too big")
-            self._finish()  # the rest of the message would only be read to be dropped
             return
         if event.message_finished:
             message: dict[str, Any]
