@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import os
 import shutil
 import signal
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from .admin import MULTIPROCESS_ENV
 from .app_wrappers import ASGIWrapper, WSGIWrapper
 from .config import Config, Sockets, parse_bind
+from .typing import TASK_STATUS_IGNORED, TaskStatus
 from .utils import (
     LifespanFailureError,
     LifespanTimeoutError,
@@ -192,6 +192,7 @@ def _run_backend(
     app: Any,
     sockets: Sockets | None,
     trigger_for: Callable[[Callable[[float], Awaitable[Any]]], Callable[[], Awaitable[None]]],
+    task_status: TaskStatus = TASK_STATUS_IGNORED,
 ) -> None:
     """Run one worker on the configured backend until its shutdown trigger fires."""
     if config.worker_class == "trio":
@@ -206,12 +207,19 @@ def _run_backend(
                 config,
                 sockets=sockets,
                 shutdown_trigger=trigger_for(trio.sleep),
+                task_status=task_status,
             )
         )
         return
     from .asyncio.run import worker_serve
 
-    main = worker_serve(app, config, sockets=sockets, shutdown_trigger=trigger_for(asyncio.sleep))
+    main = worker_serve(
+        app,
+        config,
+        sockets=sockets,
+        shutdown_trigger=trigger_for(asyncio.sleep),
+        task_status=task_status,
+    )
     if config.worker_class == "uvloop":
         import uvloop
 
@@ -229,13 +237,14 @@ def _serve(
     config: Config,
     sockets: Sockets | None,
     trigger_for: Callable[[Callable[[float], Awaitable[Any]]], Callable[[], Awaitable[None]]],
+    task_status: TaskStatus = TASK_STATUS_IGNORED,
 ) -> int:
     """Load the app and serve it in this process; returns the exit code."""
     app, code = _load(config)
     if app is None:
         return code
     try:
-        _run_backend(config, app, sockets, trigger_for)
+        _run_backend(config, app, sockets, trigger_for, task_status)
     except (LifespanFailureError, LifespanTimeoutError) as error:
         logging.getLogger("hypercorn.error").critical("Application start-up failed: %s", error)
         return EXIT_STARTUP
@@ -252,71 +261,67 @@ def _serve_in_process(config: Config, signals: _Signals) -> int:
 # --------------------------------------------------------------------------- worker processes
 
 
-def _worker_main(config: Config, sockets: Sockets, shutdown_event: EventType) -> None:
-    # The supervisor owns SIGINT/SIGTERM and tells workers through the event; a terminal's
-    # Ctrl+C reaches the whole process group, so workers ignore it.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+def _worker_main(config: Config, sockets: Sockets, stop: EventType, ready: EventType) -> None:
+    # The supervisor owns SIGINT/SIGTERM/SIGHUP/SIGTTIN/SIGTTOU and tells workers through
+    # their stop event; a terminal's Ctrl+C reaches the whole process group, so workers ignore
+    # it.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
+        signal.signal(signum, signal.SIG_IGN)
     _configure_import_path(config)
     parent = os.getppid()
     sys.exit(
         _serve(
             config,
             sockets,
-            lambda sleep: _shutdown_trigger(sleep, shutdown_event=shutdown_event, parent=parent),
+            lambda sleep: _shutdown_trigger(sleep, shutdown_event=stop, parent=parent),
+            _ReadyEvent(ready),
         )
     )
 
 
+class _ReadyEvent:
+    """A task_status that tells the supervisor the worker accepts connections."""
+
+    def __init__(self, event: EventType) -> None:
+        self.event = event
+
+    def started(self, value: Any = None) -> None:
+        self.event.set()
+
+
 def _run_workers(config: Config, signals: _Signals) -> int:
+    from .supervisor import Supervisor
+
     try:
         sockets = config.create_sockets()
     except OSError as error:
         print(f"hypercorn: {error}", file=sys.stderr)
         return EXIT_FAILURE
-    context = multiprocessing.get_context("spawn")
-    shutdown_event = context.Event()
     # Every worker writes its metrics here, so /metrics from any worker counts them all.
     metrics_dir = tempfile.mkdtemp(prefix="hypercorn-metrics-")
     os.environ[MULTIPROCESS_ENV] = metrics_dir
+    config.logger_class(config)  # the supervisor's own messages go where the workers' do
     config._log = None  # loggers are rebuilt in each worker
-    processes = []
-    for _ in range(config.workers):
-        process = context.Process(
-            target=_worker_main, args=(config, sockets, shutdown_event), daemon=True
-        )
-        process.start()
-        processes.append(process)
+    supervisor = Supervisor(config, sockets, _worker_main, lambda: signals.received is not None)
 
     def force() -> None:
-        for process in processes:
-            if process.pid is not None and process.is_alive():
-                os.kill(process.pid, signal.SIGKILL)
+        supervisor.kill_all()
         os._exit(EXIT_FAILURE)
 
     signals.on_force = force
-    exit_code = EXIT_OK
     try:
-        while any(process.is_alive() for process in processes):
-            if signals.received is not None:
-                shutdown_event.set()
-            for process in processes:
-                process.join(0.1)
-                failed = not process.is_alive() and process.exitcode not in (None, 0)
-                if failed and not shutdown_event.is_set():
-                    assert process.exitcode is not None
-                    exit_code = exit_code or (
-                        process.exitcode if process.exitcode > 0 else EXIT_FAILURE
-                    )
-                    shutdown_event.set()
+        return supervisor.run()
     finally:
-        for sock in [
-            *sockets.secure_sockets,
-            *sockets.insecure_sockets,
-            *sockets.quic_sockets,
-            *sockets.admin_sockets,
-        ]:
-            sock.close()
+        close_all_sockets(sockets)
         os.environ.pop(MULTIPROCESS_ENV, None)
         shutil.rmtree(metrics_dir, ignore_errors=True)
-    return exit_code
+
+
+def close_all_sockets(sockets: Sockets) -> None:
+    for sock in [
+        *sockets.secure_sockets,
+        *sockets.insecure_sockets,
+        *sockets.quic_sockets,
+        *sockets.admin_sockets,
+    ]:
+        sock.close()

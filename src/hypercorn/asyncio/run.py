@@ -108,7 +108,12 @@ async def worker_serve(
         context.ready = True
         task_status.started(urls)
 
-        await (shutdown_trigger() if shutdown_trigger is not None else _signal_trigger(loop))
+        trigger = shutdown_trigger() if shutdown_trigger is not None else _signal_trigger(loop)
+        await _first_of(trigger, context.recycle.wait())
+        if context.recycle.is_set():
+            await config.log.info(
+                "Recycling this worker after %d requests (max_requests)", context.requests_served
+            )
     finally:
         context.ready = False
         if config.shutdown_delay:
@@ -144,6 +149,17 @@ async def worker_serve(
         if owns_sockets:
             close_sockets(sockets)
         await lifespan.wait_for_shutdown()
+
+
+async def _first_of(*awaitables: Awaitable[Any]) -> None:
+    """Wait for the first of ``awaitables`` to finish; cancel the others."""
+    tasks = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def close_sockets(sockets: Sockets) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,14 @@ class WorkerContext:
         self.lifespan_state: dict[str, Any] = {}
         self.shutting_down = False
         self.in_flight = 0  # application calls running, for max_concurrent_requests
+        self.requests_served = 0
+        # max_requests (+ jitter, so workers do not all recycle at once): then drain and exit.
+        self.max_requests = (
+            None
+            if config.max_requests is None
+            else config.max_requests + random.randint(0, config.max_requests_jitter)
+        )
+        self.recycle = asyncio.Event()
         self.warned_untrusted = False
         self._executor: ThreadPoolExecutor | None = None
         self._idle: asyncio.Event | None = None
@@ -37,6 +46,9 @@ class WorkerContext:
         if limit is not None and self.in_flight >= limit:
             return False
         self.in_flight += 1
+        self.requests_served += 1
+        if self.max_requests is not None and self.requests_served >= self.max_requests:
+            self.recycle.set()
         return True
 
     @property

@@ -132,6 +132,18 @@ async def worker_serve(
         raise startup_error
 
 
+async def _first_of(*functions: Callable[[], Awaitable[Any]]) -> None:
+    """Run ``functions`` until the first one returns; cancel the others."""
+    async with trio.open_nursery() as nursery:
+
+        async def run(function: Callable[[], Awaitable[Any]]) -> None:
+            await function()
+            nursery.cancel_scope.cancel()
+
+        for function in functions:
+            nursery.start_soon(run, function)
+
+
 @contextmanager
 def collapse_single_errors() -> Iterator[None]:
     """Re-raise a lone exception from our own nurseries as itself, not as an ExceptionGroup,
@@ -183,7 +195,12 @@ async def _serve(
             context.ready = True
             task_status.started(urls)
             try:
-                await (shutdown_trigger() if shutdown_trigger is not None else _signal_trigger())
+                await _first_of(shutdown_trigger or _signal_trigger, context.recycle.wait)
+                if context.recycle.is_set():
+                    await config.log.info(
+                        "Recycling this worker after %d requests (max_requests)",
+                        context.requests_served,
+                    )
             finally:
                 context.ready = False
                 with trio.CancelScope(shield=True):

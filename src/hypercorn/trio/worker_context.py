@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -26,6 +27,14 @@ class WorkerContext:
         self.lifespan_state: dict[str, Any] = {}
         self.shutting_down = False
         self.in_flight = 0  # application calls running, for max_concurrent_requests
+        self.requests_served = 0
+        # max_requests (+ jitter, so workers do not all recycle at once): then drain and exit.
+        self.max_requests = (
+            None
+            if config.max_requests is None
+            else config.max_requests + random.randint(0, config.max_requests_jitter)
+        )
+        self.recycle = trio.Event()
         self.warned_untrusted = False
         self.limiter = trio.CapacityLimiter(WSGI_THREADS)
         self._idle = trio.Event()
@@ -36,6 +45,9 @@ class WorkerContext:
         if limit is not None and self.in_flight >= limit:
             return False
         self.in_flight += 1
+        self.requests_served += 1
+        if self.max_requests is not None and self.requests_served >= self.max_requests:
+            self.recycle.set()
         return True
 
     def add_connection(self, connection: TCPServer) -> None:
