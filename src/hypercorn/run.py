@@ -108,7 +108,7 @@ def run(config: Config) -> int:
     if config.pid_path is not None:
         write_pid_file(config.pid_path)
     try:
-        if config.workers == 0:
+        if config.workers == 0 and not config.use_reloader:
             return _serve_in_process(config, signals)
         return _run_workers(config, signals)
     finally:

@@ -30,7 +30,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event as EventType
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from .reloader import Reloader
 
 if TYPE_CHECKING:
     from .config import Config, Sockets
@@ -74,6 +77,9 @@ class Supervisor:
         self.next_spawn_at = 0.0
         self.exit_code = EXIT_OK
         self.pending_signals: deque[int] = deque()
+        self.reloader: Reloader | None = None
+        if config.use_reloader:
+            self.reloader = Reloader(Path(config.app_dir or os.getcwd()).resolve())
 
     # ------------------------------------------------------------------ signals
     def install_signal_handlers(self) -> None:
@@ -181,6 +187,9 @@ class Supervisor:
                     self.rolling_restart()
                 else:
                     self.scale(signum)
+            if self.reloader is not None and self.reloader.changed():
+                log.info("Source files changed: restarting workers")
+                self.rolling_restart()
             self.reap()
             if self.exit_code != EXIT_OK:
                 break

@@ -195,3 +195,55 @@ def test_crash_loop_stops_with_exit_code_1(cli: object) -> None:
     code = server.process.wait(60)
     assert code == 1
     assert server.count("crash loop") == 1
+
+
+def test_reload_picks_up_an_edited_module(tmp_path: Path) -> None:
+    source = tmp_path / "live.py"
+    template = textwrap.dedent("""
+        async def app(scope, receive, send):
+            if scope["type"] != "http":
+                return
+            await send({{"type": "http.response.start", "status": 200}})
+            await send({{"type": "http.response.body", "body": b"{version}"}})
+    """)
+    source.write_text(template.format(version="v1"))
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hypercorn",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            "0",
+            "--reload",
+            "live:app",
+        ],
+        cwd=tmp_path,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 30
+        text = ""
+        while text != "v1":
+            assert time.monotonic() < deadline
+            try:
+                text = httpx.get(url).text
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        source.write_text(template.format(version="v2"))
+        later = time.time() + 2
+        os.utime(source, (later, later))
+        deadline = time.monotonic() + 30
+        while text != "v2":
+            assert time.monotonic() < deadline, text
+            try:
+                text = httpx.get(url).text
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
