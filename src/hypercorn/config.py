@@ -484,7 +484,12 @@ class Config(BaseSettings):
     def log(self) -> Logger:
         """The logger (an instance of ``logger_class``) built from this configuration."""
         if self._log is None:
-            self._log = self.logger_class(self)
+            logger_class = self.logger_class
+            if self.statsd_host is not None and logger_class is _default_logger_class():
+                from .statsd import StatsdLogger
+
+                logger_class = StatsdLogger
+            self._log = logger_class(self)
         return self._log
 
     @property
@@ -665,6 +670,9 @@ _LOG_FIELDS = {
     "access_log_format",
     "logger_class",
     "log_format",
+    "statsd_host",
+    "statsd_prefix",
+    "dogstatsd_tags",
 }
 
 

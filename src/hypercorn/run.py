@@ -102,6 +102,8 @@ def _force_exit() -> None:
 
 def run(config: Config) -> int:
     """Run the server described by ``config``; returns the exit code."""
+    if config.daemon:
+        _daemonize()
     signals = _Signals(_force_exit)
     signals.install()
     _configure_import_path(config)
@@ -118,6 +120,20 @@ def run(config: Config) -> int:
                 os.unlink(config.pid_path)
             except OSError:
                 pass
+
+
+def _daemonize() -> None:
+    """Detach (double fork, new session); the command returns 0 at once. Standard streams go
+    to /dev/null, so log to files (``accesslog``/``errorlog``) when daemonized."""
+    if os.fork() > 0:
+        os._exit(EXIT_OK)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(EXIT_OK)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for stream in (0, 1, 2):
+        os.dup2(devnull, stream)
+    os.close(devnull)
 
 
 def _configure_import_path(config: Config) -> None:

@@ -247,3 +247,47 @@ def test_reload_picks_up_an_edited_module(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
+
+
+def test_daemon_detaches_writes_pid_file_and_stops_on_sigterm(tmp_path: Path) -> None:
+    (tmp_path / "demo.py").write_text(APP)
+    port = free_port()
+    pid_file = tmp_path / "hypercorn.pid"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hypercorn",
+            "-D",
+            "-p",
+            str(pid_file),
+            "-w",
+            "0",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--error-logfile",
+            str(tmp_path / "error.log"),
+            "demo:app",
+        ],
+        cwd=tmp_path,
+        timeout=20,
+        capture_output=True,
+    )
+    assert result.returncode == 0  # returned at once, the server lives on
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            text = httpx.get(f"http://127.0.0.1:{port}/").text
+            break
+        except httpx.HTTPError:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    daemon_pid = int(pid_file.read_text())
+    assert text == str(daemon_pid)  # workers=0: the daemon itself serves
+    os.kill(daemon_pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while pid_file.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/")

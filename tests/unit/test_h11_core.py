@@ -493,7 +493,9 @@ def test_backpressure_stops_reading_when_app_lags() -> None:
 
 def test_shutdown_closes_idle_connection_and_finishes_busy_one() -> None:
     idle = make_connection()
-    idle.begin_shutdown()
+    idle.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", now=0.0)
+    respond(idle.pop_new_streams()[0])
+    idle.begin_shutdown()  # idle between keep-alive requests
     assert idle.closed
     busy = make_connection()
     busy.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", now=0.0)
@@ -521,3 +523,19 @@ def test_rejected_request_keeps_the_connection_unless_a_body_follows() -> None:
     )
     assert too_big.data_to_send().startswith(b"HTTP/1.1 413 ")
     assert too_big.closed  # the rest of an unwanted body is not read
+
+
+def test_shutdown_still_answers_the_first_request_of_a_new_connection() -> None:
+    fresh = make_connection()
+    fresh.begin_shutdown()  # accepted just before the drain began; no request yet
+    assert not fresh.closed
+    fresh.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", now=0.0)
+    [stream] = fresh.pop_new_streams()
+    respond(stream)
+    assert b"connection: close" in fresh.data_to_send()
+    assert fresh.closed
+    used = make_connection()
+    used.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", now=0.0)
+    respond(used.pop_new_streams()[0])
+    used.begin_shutdown()  # an idle keep-alive connection: closed at once
+    assert used.closed

@@ -176,7 +176,10 @@ class H11Connection:
         self._shutting_down = True
         if self._websocket is not None:
             self._websocket.begin_shutdown()  # close 1001; the connection ends with the session
-        elif self._stream is None:
+        elif self._stream is None and self._requests > 0:
+            # An idle keep-alive connection: clients expect these to close and retry. A
+            # connection that has not sent its first request yet gets it answered instead
+            # (with Connection: close), so a drain never refuses a request.
             self.closed = True
 
     # ---------------------------------------------------------------- inbound
