@@ -6,6 +6,7 @@ import socket
 import ssl
 from typing import Any, Optional, Union
 
+from .admin import metrics
 from .protocol import ConnectionInfo
 from .utils import parse_socket_addr
 
@@ -58,6 +59,29 @@ def access_response(stream: Any) -> Optional[dict[str, Any]]:
         "bytes": stream.bytes_sent,
         "peer": stream.peer,
     }
+
+
+async def app_starting(stream: Any, context: Any, log: Any) -> bool:
+    """Bookkeeping before an application call; True if the request is observed (counted in
+    the metrics and written to the access log: everything but the admin listener)."""
+    if context.observe:
+        metrics().request_started(stream.scope["type"] == "websocket")
+    if stream.untrusted_forwarded and not context.warned_untrusted:
+        context.warned_untrusted = True
+        await log.warning(UNTRUSTED_FORWARDED_WARNING, stream.peer or "a unix socket")
+    return bool(context.observe)
+
+
+async def app_ended(stream: Any, context: Any, log: Any, elapsed: float) -> None:
+    """Bookkeeping after an application call: metrics and the access log."""
+    if context.observe:
+        metrics().request_finished(
+            stream.status,
+            stream.scope["http_version"],
+            elapsed,
+            stream.scope["type"] == "websocket",
+        )
+        await log.access(stream.scope, access_response(stream), elapsed)
 
 
 UNTRUSTED_FORWARDED_WARNING = (

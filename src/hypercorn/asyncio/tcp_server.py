@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 from ..admin import metrics
 from ..protocol import ConnectionInfo
 from ..protocol.connection import HTTPConnection
-from ..transport import UNTRUSTED_FORWARDED_WARNING, access_response, connection_info
+from ..transport import app_ended, app_starting, connection_info
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -229,14 +229,8 @@ class TCPServer(asyncio.Protocol):
                 await self._can_write.wait()
 
         log = self.config.log
-        observe = self.context.observe
-        websocket = stream.scope["type"] == "websocket"
-        if observe:
+        if await app_starting(stream, self.context, log):
             self._count_connection()
-            metrics().request_started(websocket)
-        if stream.untrusted_forwarded and not self.context.warned_untrusted:
-            self.context.warned_untrusted = True
-            await log.warning(UNTRUSTED_FORWARDED_WARNING, stream.peer or "a unix socket")
         try:
             await self.app(stream.scope, receive, send, self._sync_spawn, self._call_soon)
         except asyncio.CancelledError:
@@ -254,12 +248,7 @@ class TCPServer(asyncio.Protocol):
                 self._flush()
         finally:
             stream.on_wake = None
-            if observe:
-                elapsed = loop.time() - stream.start_time
-                metrics().request_finished(
-                    stream.status, stream.scope["http_version"], elapsed, websocket
-                )
-                await log.access(stream.scope, access_response(stream), elapsed)
+            await app_ended(stream, self.context, log, loop.time() - stream.start_time)
 
     async def _sync_spawn(self, func: Callable[..., Any], *args: Any) -> Any:
         return await self.loop.run_in_executor(self.context.executor, partial(func, *args))
