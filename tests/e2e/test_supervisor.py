@@ -291,3 +291,81 @@ def test_daemon_detaches_writes_pid_file_and_stops_on_sigterm(tmp_path: Path) ->
         time.sleep(0.1)
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/")
+
+
+SLOW_APP = textwrap.dedent("""
+    import anyio, os
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        await anyio.sleep(30)  # a request that would hold the drain for a long time
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"late"})
+""")
+
+
+def test_second_signal_forces_exit(cli: object, tmp_path: Path) -> None:
+    (tmp_path / "slow.py").write_text(SLOW_APP)
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hypercorn",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            "1",
+            "--graceful-timeout",
+            "60",
+            "slow:app",
+        ],
+        cwd=tmp_path,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:  # wait until it listens
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        thread = threading.Thread(
+            target=lambda: pytest.raises(
+                httpx.HTTPError, httpx.get, f"http://127.0.0.1:{port}/", timeout=30
+            ),
+            daemon=True,
+        )
+        thread.start()
+        time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)  # a drain that would take up to 60 s ...
+        time.sleep(0.5)
+        began = time.monotonic()
+        process.send_signal(signal.SIGTERM)  # ... cut short by a second signal
+        assert process.wait(10) == 1
+        assert time.monotonic() - began < 5
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_workers_do_not_outlive_a_killed_supervisor(cli: object) -> None:
+    server = cli("-w", "2")  # type: ignore[operator]
+    server.wait_for("Running on", 2)
+    workers = {int(pid) for pid in worker_pids(server)}
+    assert len(workers) == 2
+    server.process.kill()  # SIGKILL: the supervisor cannot tell anyone
+    server.process.wait(10)
+    deadline = time.monotonic() + 10
+    for pid in workers:
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            assert time.monotonic() < deadline, f"worker {pid} is an orphan"
+            time.sleep(0.1)
