@@ -333,12 +333,12 @@ def test_second_signal_forces_exit(cli: object, tmp_path: Path) -> None:
             except OSError:
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
-        thread = threading.Thread(
-            target=lambda: pytest.raises(
-                httpx.HTTPError, httpx.get, f"http://127.0.0.1:{port}/", timeout=30
-            ),
-            daemon=True,
-        )
+
+        def request_cut_short() -> None:
+            with pytest.raises(httpx.HTTPError):  # the forced exit ends it unanswered
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=30)
+
+        thread = threading.Thread(target=request_cut_short, daemon=True)
         thread.start()
         time.sleep(0.5)
         process.send_signal(signal.SIGTERM)  # a drain that would take up to 60 s ...
