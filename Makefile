@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint format certs conformance docs image image-test clean help
+.PHONY: run test lint format certs conformance docs image image-test bench clean help
 
 help:
 	@echo "make run    serve the demo app (app/) on http://127.0.0.1:8000"
@@ -15,6 +15,7 @@ help:
 	@echo "make conformance  Autobahn|Testsuite cases 1-10 over ws:// and wss:// (not in make test)"
 	@echo "make image / image-test  build the container image / build and check it for real"
 	@echo "make docs   regenerate the README's configuration table from the Config model"
+	@echo "make bench  HTTP/1.1 benchmark side by side with uvicorn, Granian and bare uvloop"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +53,12 @@ image-test:
 	CTX=. K8S_DIR=deploy/kubernetes \
 	  SERVE_ENV="HYPERCORN_BIND=127.0.0.1:8123 HYPERCORN_ADMIN_BIND=127.0.0.1:9123" \
 	  bash $${CONTAINER_CHECK:-../shared/container/ci-container-check.sh}
+
+# Side by side with uvicorn[standard], Granian and a bare uvloop protocol (bench/run.py).
+bench: $(STAMP)
+	@command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null || \
+	  (apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null)
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 docs: $(STAMP)
 	$(PY) -m hypercorn.settings

@@ -62,25 +62,26 @@ def access_response(stream: Any) -> Optional[dict[str, Any]]:
 
 
 async def app_starting(stream: Any, context: Any, log: Any) -> bool:
-    """Bookkeeping before an application call; True if the request is observed (counted in
-    the metrics and written to the access log: everything but the admin listener)."""
-    if context.observe:
+    """Bookkeeping before an application call; True if the request is counted in the metrics
+    (only when an admin listener can serve them, and never the admin listener's own)."""
+    if context.metrics:
         metrics().request_started(stream.scope["type"] == "websocket")
     if stream.untrusted_forwarded and not context.warned_untrusted:
         context.warned_untrusted = True
         await log.warning(UNTRUSTED_FORWARDED_WARNING, stream.peer or "a unix socket")
-    return bool(context.observe)
+    return bool(context.metrics)
 
 
 async def app_ended(stream: Any, context: Any, log: Any, elapsed: float) -> None:
     """Bookkeeping after an application call: metrics and the access log."""
-    if context.observe:
+    if context.metrics:
         metrics().request_finished(
             stream.status,
             stream.scope["http_version"],
             elapsed,
             stream.scope["type"] == "websocket",
         )
+    if context.observe:
         await log.access(stream.scope, access_response(stream), elapsed)
 
 

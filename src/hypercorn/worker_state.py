@@ -29,6 +29,8 @@ class WorkerState:
         self.config = config
         # False for the admin listener: its requests are neither logged nor counted.
         self.observe = observe
+        # Metrics cost a few label lookups per request: only kept when /metrics can be read.
+        self.metrics = observe and config.admin_bind is not None
         self.ready = False  # for /readyz: lifespan start-up done and shutdown not begun
         self.lifespan_state: dict[str, Any] = {}
         self.shutting_down = False
