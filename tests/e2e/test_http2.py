@@ -210,26 +210,46 @@ def test_reset_reaches_app_at_once_and_spares_other_streams(serve: Serve) -> Non
         client.close()
 
 
-def test_rapid_reset_flood_is_bounded_and_others_are_served(serve: Serve) -> None:
-    running = 0
-    lock = threading.Lock()
+class StubbornApp:
+    """/ok answers at once; every other path runs until it is cancelled (it ignores the
+    disconnect), counting how many are running: what a flood must not leave behind."""
 
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        nonlocal running
+    def __init__(self) -> None:
+        self.running = 0
+        self._lock = threading.Lock()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
         if scope["path"] == "/ok":
             await send({"type": "http.response.start", "status": 200})
             await send({"type": "http.response.body", "body": b"served"})
             return
-        with lock:
-            running += 1
+        with self._lock:
+            self.running += 1
         try:
-            await anyio.sleep(30)  # ignores the disconnect: only cancellation stops it
+            await anyio.sleep(30)
         finally:
-            with lock:
-                running -= 1
+            with self._lock:
+                self.running -= 1
 
+    def all_stopped(self, timeout: float = 5) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.running == 0
+
+
+def read_goaway(client: RawH2Client) -> h2.events.ConnectionTerminated:
+    events = client.read_until(
+        lambda evs: any(isinstance(e, h2.events.ConnectionTerminated) for e in evs)
+    )
+    [goaway] = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
+    return goaway
+
+
+def test_rapid_reset_flood_is_bounded_and_others_are_served(serve: Serve) -> None:
+    app = StubbornApp()
     server = serve(app, h2_max_concurrent_streams=1000)
     attacker = RawH2Client(server.port)
     try:
@@ -242,17 +262,10 @@ def test_rapid_reset_flood_is_bounded_and_others_are_served(serve: Serve) -> Non
                 attacker.flush()
             except OSError:
                 break
-        events = attacker.read_until(
-            lambda evs: any(isinstance(e, h2.events.ConnectionTerminated) for e in evs)
-        )
-        [goaway] = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
-        assert goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+        assert read_goaway(attacker).error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
         with httpx.Client(http1=False, http2=True) as client:  # meanwhile, others are served
             assert client.get(server.url + "/ok").text == "served"
-        deadline = time.monotonic() + 5
-        while running and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert running == 0  # no app of a reset stream is left running
+        assert app.all_stopped()  # no app of a reset stream is left running
     finally:
         attacker.close()
 
@@ -370,25 +383,7 @@ def test_made_you_reset_flood_is_bounded(serve: Serve) -> None:
     after END_STREAM is a stream error); those resets share the budget."""
     from hyperframe.frame import DataFrame
 
-    running = 0
-    lock = threading.Lock()
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        nonlocal running
-        if scope["type"] != "http":
-            return
-        if scope["path"] == "/ok":
-            await send({"type": "http.response.start", "status": 200})
-            await send({"type": "http.response.body", "body": b"served"})
-            return
-        with lock:
-            running += 1
-        try:
-            await anyio.sleep(30)
-        finally:
-            with lock:
-                running -= 1
-
+    app = StubbornApp()
     server = serve(app, h2_max_concurrent_streams=1000)
     attacker = RawH2Client(server.port)
     try:
@@ -398,15 +393,8 @@ def test_made_you_reset_flood_is_bounded(serve: Serve) -> None:
                 attacker.sock.sendall(DataFrame(stream_id, data=b"x").serialize())
             except OSError:
                 break
-        events = attacker.read_until(
-            lambda evs: any(isinstance(e, h2.events.ConnectionTerminated) for e in evs)
-        )
-        [goaway] = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
-        assert goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
-        deadline = time.monotonic() + 5
-        while running and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert running == 0
+        assert read_goaway(attacker).error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+        assert app.all_stopped()
         assert httpx.get(server.url + "/ok").text == "served"  # another connection is served
     finally:
         attacker.close()
