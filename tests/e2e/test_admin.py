@@ -203,3 +203,35 @@ def test_probe_helper_reports_status(serve: Serve, path: str) -> None:
     serve(hello_app, admin_bind=admin)
     assert probe(admin, path) == 200
     assert probe(f"127.0.0.1:{free_port()}", path) == 0
+
+
+def test_shutdown_delay_through_the_cli_with_two_workers(tmp_path: Path) -> None:
+    admin = f"127.0.0.1:{free_port()}"
+    process, urls = start_cli(
+        tmp_path,
+        "-b",
+        f"127.0.0.1:{free_port()}",
+        "-w",
+        "2",
+        "--admin-bind",
+        admin,
+        "--shutdown-delay",
+        "1.5",
+    )
+    try:
+        assert httpx.get(f"http://{admin}/readyz").status_code == 200
+        began = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        while httpx.get(f"http://{admin}/readyz").status_code != 503:
+            assert time.monotonic() - began < 1.0
+            time.sleep(0.02)
+        for _ in range(5):  # still served while not ready
+            assert httpx.get(urls[0]).status_code == 200
+        assert process.wait(20) == 0
+        assert time.monotonic() - began >= 1.5
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        assert process.stderr is not None
+        process.stderr.close()
