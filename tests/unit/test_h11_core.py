@@ -539,3 +539,16 @@ def test_shutdown_still_answers_the_first_request_of_a_new_connection() -> None:
     respond(used.pop_new_streams()[0])
     used.begin_shutdown()  # an idle keep-alive connection: closed at once
     assert used.closed
+
+
+def test_server_answers_to_head_requests_have_no_body() -> None:
+    conn = make_connection(server_names=["example.com"])
+    conn.receive_data(
+        b"HEAD / HTTP/1.1\r\nHost: other.test\r\n\r\nHEAD / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+        now=0.0,
+    )
+    data = conn.data_to_send()
+    assert data.startswith(b"HTTP/1.1 421 Misdirected Request\r\n")
+    assert data.endswith(b"\r\n\r\n")  # headers only
+    assert not conn.closed
+    assert conn.pop_new_streams()[0].method == "HEAD"

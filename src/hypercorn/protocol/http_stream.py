@@ -285,7 +285,8 @@ class HTTPStream:
             ]
         )
         self.emit(Response(self.stream_id, status, self.response_headers))
-        self.emit(Body(self.stream_id, body))
+        if not suppress_body(self.method, status):  # the same rule as the app's responses
+            self.emit(Body(self.stream_id, body))
         self.emit(EndBody(self.stream_id))
 
     def _body_too_large(self) -> None:
