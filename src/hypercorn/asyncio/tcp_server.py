@@ -14,7 +14,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from ..admin import metrics
-from ..protocol import ConnectionInfo
+from ..protocol import ConnectionInfo, ProtocolConnection
 from ..protocol.connection import HTTPConnection
 from ..transport import app_ended, app_starting, connection_info
 
@@ -45,7 +45,7 @@ class TCPServer(asyncio.Protocol):
         self.context = context
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
-        self.core: Any = None
+        self.core: ProtocolConnection  # created in connection_made, which asyncio calls first
         self._can_write = asyncio.Event()
         self._can_write.set()
         self._reading = True
@@ -110,8 +110,7 @@ class TCPServer(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self.core is not None:
-            self.core.connection_lost()
+        self.core.connection_lost()
         self.context.remove_connection(self)
 
     def pause_writing(self) -> None:
@@ -122,7 +121,7 @@ class TCPServer(asyncio.Protocol):
 
     # ---------------------------------------------------------------- shutdown
     def begin_shutdown(self) -> None:
-        if self.core is not None and not self._closing:
+        if not self._closing:
             self.core.begin_shutdown()
             self._flush()
 
@@ -173,7 +172,7 @@ class TCPServer(asyncio.Protocol):
 
     def _on_timer(self) -> None:
         self._timer = None
-        if self.core is not None and not self._closing:
+        if not self._closing:
             self.core.handle_timer(self.loop.time())
             self._flush()
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Optional, Protocol
 
 from .http_stream import HTTPStream
 from .selection import SUPPORTED_ALPN
+from .ws_stream import AnyStream
 
 
 @dataclass
@@ -26,9 +27,16 @@ class ConnectionInfo:
 
 
 class ProtocolConnection(Protocol):
-    """What a backend drives: one instance per transport connection."""
+    """What a backend drives: one instance per transport connection
+    (:class:`hypercorn.protocol.connection.HTTPConnection`)."""
 
-    closed: bool
+    @property
+    def closed(self) -> bool:
+        """True once the connection should be closed (after writing what is left)."""
+
+    @property
+    def http_version(self) -> str:
+        """ "1.1" or "2": the protocol the connection turned out to speak."""
 
     def receive_data(self, data: bytes, now: float) -> None:
         """Feed bytes read from the peer; ``b""`` means the peer closed its sending side."""
@@ -39,13 +47,13 @@ class ProtocolConnection(Protocol):
     def data_to_send(self) -> bytes:
         """Take the bytes to write to the peer."""
 
-    def pop_new_streams(self) -> Sequence[HTTPStream]:
+    def pop_new_streams(self) -> Sequence[AnyStream]:
         """Take the streams whose application call should now be started."""
 
-    def pop_streams_to_cancel(self) -> Sequence[HTTPStream]:
+    def pop_streams_to_cancel(self) -> Sequence[AnyStream]:
         """Take the streams whose application call must be cancelled (flood protection)."""
 
-    def next_deadline(self, now: float) -> float | None:
+    def next_deadline(self, now: float) -> Optional[float]:
         """The time at which :meth:`handle_timer` must be called, if any. The backend calls
         this after every interaction, so idle periods that begin inside one start at ``now``."""
 
@@ -58,10 +66,6 @@ class ProtocolConnection(Protocol):
     @property
     def wants_read(self) -> bool:
         """False while the application has not consumed what was already read."""
-
-    @property
-    def idle(self) -> bool:
-        """True when no request is in flight."""
 
 
 __all__ = ["SUPPORTED_ALPN", "ConnectionInfo", "HTTPStream", "ProtocolConnection"]

@@ -24,12 +24,3 @@ class HeadersTooLarge(ProtocolError):
 
 class MethodNotAllowed(ProtocolError):
     status = 405
-
-
-class BodyTooLarge(ProtocolError):
-    status = 413
-    ws_code = 1009
-
-
-class RequestTimeout(ProtocolError):
-    status = 408

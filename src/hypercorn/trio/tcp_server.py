@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..admin import metrics
-from ..protocol import ConnectionInfo
+from ..protocol import ConnectionInfo, ProtocolConnection
 from ..protocol.connection import HTTPConnection
 from ..transport import app_ended, app_starting, connection_info
 
@@ -57,7 +57,7 @@ class TCPServer:
         self.config = config
         self.context = context
         self.stream = stream
-        self.core: Any = None
+        self.core: ProtocolConnection  # created in _serve, before anything can reach it
         self._send_lock = trio.Lock()
         self._can_read = trio.Event()
         self._io_scope = trio.CancelScope()
@@ -126,10 +126,9 @@ class TCPServer:
             metrics().connections.labels(self._counted_as).inc()
 
     def begin_shutdown(self) -> None:
-        if self.core is not None:
-            self.core.begin_shutdown()
-            if self.core.closed:
-                self._io_scope.cancel()
+        self.core.begin_shutdown()
+        if self.core.closed:
+            self._io_scope.cancel()
 
     # ---------------------------------------------------------------- loops
     async def _read_loop(self) -> None:
@@ -144,6 +143,8 @@ class TCPServer:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 core.connection_lost()
                 return
+            if not isinstance(data, bytes):  # SSLStream hands out bytearrays
+                data = bytes(data)
             core.receive_data(data, trio.current_time())
             await self._flush()
             if not data:
