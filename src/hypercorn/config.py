@@ -63,6 +63,16 @@ class Sockets:
     quic_sockets: list[socket.socket]
     admin_sockets: list[socket.socket] = field(default_factory=list)
 
+    def close(self) -> None:
+        """Close every socket (closing one twice is harmless)."""
+        for sock in [
+            *self.secure_sockets,
+            *self.insecure_sockets,
+            *self.quic_sockets,
+            *self.admin_sockets,
+        ]:
+            sock.close()
+
 
 def _cli(*flags: str) -> JsonDict:
     return {"flags": list(flags)}

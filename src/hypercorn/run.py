@@ -328,16 +328,6 @@ def _run_workers(config: Config, signals: _Signals) -> int:
     try:
         return supervisor.run()
     finally:
-        close_all_sockets(sockets)
+        sockets.close()
         os.environ.pop(MULTIPROCESS_ENV, None)
         shutil.rmtree(metrics_dir, ignore_errors=True)
-
-
-def close_all_sockets(sockets: Sockets) -> None:
-    for sock in [
-        *sockets.secure_sockets,
-        *sockets.insecure_sockets,
-        *sockets.quic_sockets,
-        *sockets.admin_sockets,
-    ]:
-        sock.close()

@@ -80,7 +80,7 @@ async def worker_serve(
         for server in admin_servers:
             server.close()
         if owns_sockets:
-            close_sockets(sockets)
+            sockets.close()
         raise
 
     ssl_context = config.create_ssl_context()
@@ -147,7 +147,7 @@ async def worker_serve(
         for server in admin_servers:
             server.close()
         if owns_sockets:
-            close_sockets(sockets)
+            sockets.close()
         await lifespan.wait_for_shutdown()
 
 
@@ -160,13 +160,3 @@ async def _first_of(*awaitables: Awaitable[Any]) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def close_sockets(sockets: Sockets) -> None:
-    for sock in [
-        *sockets.secure_sockets,
-        *sockets.insecure_sockets,
-        *sockets.quic_sockets,
-        *sockets.admin_sockets,
-    ]:
-        sock.close()

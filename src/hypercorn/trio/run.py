@@ -127,8 +127,7 @@ async def worker_serve(
             await listener.aclose()
     if startup_error is not None:
         if owns_sockets:  # never handed to a listener, so nothing else closes them
-            for sock in [*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets]:
-                sock.close()
+            sockets.close()
         raise startup_error
 
 
