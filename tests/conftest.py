@@ -7,6 +7,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, Optional
 
 import pytest
@@ -111,6 +112,28 @@ class RunningServer:
             raise TimeoutError("server did not stop")
         if self.error is not None:
             raise self.error
+
+
+@pytest.fixture(scope="session")
+def ca() -> Any:
+    import trustme
+
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_files(ca: Any, tmp_path: Path) -> dict[str, str]:
+    """A certificate for localhost/127.0.0.1/::1 (``certfile``, ``keyfile``) and its CA."""
+    leaf = ca.issue_cert("localhost", "127.0.0.1", "::1")
+    cert = tmp_path / "cert.pem"
+    key = tmp_path / "key.pem"
+    leaf.private_key_pem.write_to_path(str(key))
+    with open(cert, "wb") as file_:
+        for blob in leaf.cert_chain_pems:
+            file_.write(blob.bytes())
+    ca_path = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_path))
+    return {"certfile": str(cert), "keyfile": str(key), "ca": str(ca_path)}
 
 
 @pytest.fixture(params=BACKENDS)

@@ -31,6 +31,8 @@ from pydantic import Field, PrivateAttr, field_validator
 from pydantic.config import JsonDict
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from .utils import repr_socket_addr
+
 if TYPE_CHECKING:
     from .logging import Logger
 
@@ -62,6 +64,27 @@ class Sockets:
     insecure_sockets: list[socket.socket]
     quic_sockets: list[socket.socket]
     admin_sockets: list[socket.socket] = field(default_factory=list)
+    # QUIC addresses each worker binds for itself (SO_REUSEPORT): a shared UDP socket would
+    # hand a connection's datagrams to whichever worker reads first.
+    quic_per_worker: list[str] = field(default_factory=list)
+
+    def separate_quic_sockets(self) -> None:
+        """Close the supervisor's host:port QUIC sockets and record their addresses, so each
+        worker binds its own (:meth:`bind_worker_quic_sockets`). The supervisor must not keep
+        one open: the kernel would route some clients to a socket nobody reads. ``fd://``
+        sockets cannot be bound again and stay shared."""
+        kept = []
+        for sock in self.quic_sockets:
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                self.quic_per_worker.append(repr_socket_addr(sock.family, sock.getsockname()))
+                sock.close()
+            else:
+                kept.append(sock)
+        self.quic_sockets = kept
+
+    def bind_worker_quic_sockets(self, config: Config) -> None:
+        if self.quic_per_worker:
+            self.quic_sockets += config._create_sockets(self.quic_per_worker, socket.SOCK_DGRAM)
 
     def close(self) -> None:
         """Close every socket (closing one twice is harmless)."""
@@ -356,6 +379,12 @@ class Config(BaseSettings):
     max_concurrent_requests: int | None = Field(
         None, ge=1, description="In-flight requests per worker; beyond it 503 + Retry-After."
     )
+    max_connections: int | None = Field(
+        10000,
+        ge=1,
+        description="Open connections per worker, for TCP and for QUIC each; beyond it new "
+        "ones are refused (logged).",
+    )
     websocket_ping_timeout: float | None = Field(
         20.0, gt=0, description="Seconds to wait for a pong before closing a WebSocket."
     )
@@ -370,6 +399,7 @@ class Config(BaseSettings):
 
     _log: Logger | None = PrivateAttr(None)
     _date_cache: tuple[int, bytes] = PrivateAttr((0, b""))
+    _alt_svc: list[tuple[bytes, bytes]] | None = PrivateAttr(None)
 
     # ------------------------------------------------------------------ sources
     @classmethod
@@ -601,16 +631,59 @@ class Config(BaseSettings):
             )
         return sock
 
-    def response_headers(self, protocol: str) -> list[tuple[bytes, bytes]]:
-        """The headers the server adds to every response: Date, Server and Alt-Svc."""
+    def response_headers(self, protocol: str, secure: bool = False) -> list[tuple[bytes, bytes]]:
+        """The headers the server adds to every response: Date, Server and Alt-Svc.
+
+        ``alt_svc_headers`` go on every response when configured; otherwise, with a QUIC
+        listener, ``h3=":<port>"`` is advertised on TLS responses over HTTP/1.1 and HTTP/2.
+        """
         headers: list[tuple[bytes, bytes]] = []
         if self.include_date_header:
             headers.append((b"date", self.date_header()))
         if self.include_server_header:
             headers.append((b"server", f"hypercorn-{protocol}".encode("ascii")))
-        for alt_svc_header in self.alt_svc_headers:
-            headers.append((b"alt-svc", alt_svc_header.encode()))
+        if self.alt_svc_headers:
+            for alt_svc_header in self.alt_svc_headers:
+                headers.append((b"alt-svc", alt_svc_header.encode()))
+        elif secure and protocol != "h3" and self.quic_bind:
+            headers += self.automatic_alt_svc()
         return headers
+
+    def automatic_alt_svc(self) -> list[tuple[bytes, bytes]]:
+        """``Alt-Svc`` for the QUIC listeners' ports (a port 0, fd:// or unix: bind has no
+        port to advertise; set ``alt_svc_headers`` for those, or for a published port)."""
+        if self._alt_svc is None:
+            ports = []
+            for bind in self.quic_bind:
+                kind, target = parse_bind(bind)
+                if kind == "inet" and isinstance(target, tuple) and target[1]:
+                    ports.append(target[1])
+            value = ", ".join(f'h3=":{port}"; ma=86400' for port in dict.fromkeys(ports))
+            self._alt_svc = [(b"alt-svc", value.encode("ascii"))] if value else []
+        return self._alt_svc
+
+    def create_quic_configuration(self) -> Any:
+        """The aioquic server configuration for the QUIC listeners (HTTP/3 over TLS 1.3)."""
+        from aioquic.h3.connection import H3_ALPN
+        from aioquic.quic.configuration import QuicConfiguration
+
+        from .protocol.h3 import STREAM_WINDOW
+
+        configuration = QuicConfiguration(
+            alpn_protocols=H3_ALPN,
+            is_client=False,
+            max_datagram_frame_size=None,
+            idle_timeout=self.keep_alive_timeout,
+            max_stream_data=STREAM_WINDOW,
+            max_data=4 * STREAM_WINDOW,
+        )
+        assert self.certfile is not None
+        configuration.load_cert_chain(self.certfile, self.keyfile, self.keyfile_password)
+        if self.ca_certs is not None:
+            configuration.load_verify_locations(self.ca_certs)
+        if self.verify_mode is not None:
+            configuration.verify_mode = self.verify_mode
+        return configuration
 
     def date_header(self) -> bytes:
         """The current IMF-fixdate, cached for the second (``hypercorn.config.time`` is read

@@ -285,6 +285,11 @@ def _worker_main(config: Config, sockets: Sockets, stop: EventType, ready: Event
         signal.signal(signum, signal.SIG_IGN)
     _configure_import_path(config)
     parent = os.getppid()
+    try:
+        sockets.bind_worker_quic_sockets(config)
+    except OSError as error:
+        logging.getLogger("hypercorn.error").critical("%s", error)
+        sys.exit(EXIT_FAILURE)
     sys.exit(
         _serve(
             config,
@@ -313,6 +318,7 @@ def _run_workers(config: Config, signals: _Signals) -> int:
     except OSError as error:
         print(f"hypercorn: {error}", file=sys.stderr)
         return EXIT_FAILURE
+    sockets.separate_quic_sockets()
     # Every worker writes its metrics here, so /metrics from any worker counts them all.
     metrics_dir = tempfile.mkdtemp(prefix="hypercorn-metrics-")
     os.environ[MULTIPROCESS_ENV] = metrics_dir

@@ -249,6 +249,11 @@ def check_files(config: Config, sources: Mapping[str, str]) -> None:
         raise ConfigError(
             f"{missing}: required when {'certfile' if missing == 'keyfile' else 'keyfile'} is set"
         )
+    if config.quic_bind and not config.ssl_enabled:
+        raise ConfigError(
+            f"quic_bind = {config.quic_bind!r} (from {sources.get('quic_bind', DEFAULT_SOURCE)}):"
+            " HTTP/3 always uses TLS; set certfile and keyfile"
+        )
     if config.ssl_enabled:
         try:
             config.create_ssl_context()

@@ -89,3 +89,17 @@ UNTRUSTED_FORWARDED_WARNING = (
     "forwarded headers arrived from %s, which is not in trusted_proxies, and were ignored "
     "(set trusted_proxies to the proxy's address to use them); this is logged once"
 )
+
+
+def log_refusal(config: Any, kind: str, refused: int) -> None:
+    """Say that ``max_connections`` turned a connection away: the first time, then every
+    1000th, so a flood cannot flood the log too."""
+    if refused == 1 or refused % 1000 == 0:
+        error_logger = config.log.error_logger
+        if error_logger is not None:
+            error_logger.warning(
+                "max_connections (%d) reached: new %s connections are refused (%d so far)",
+                config.max_connections,
+                kind,
+                refused,
+            )

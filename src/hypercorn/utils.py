@@ -266,13 +266,16 @@ def repr_socket_addr(family: int, address: Any) -> str:
 
 def bound_urls(sockets: Any) -> list[str]:
     """``http://host:port``, ``https://...`` or ``http+unix:/path`` for each listening socket
-    of a :class:`~hypercorn.config.Sockets`."""
+    of a :class:`~hypercorn.config.Sockets`, then ``https://host:port (QUIC)`` for each QUIC
+    socket."""
     urls = []
     for scheme, group in (("https", sockets.secure_sockets), ("http", sockets.insecure_sockets)):
         for sock in group:
             address = repr_socket_addr(sock.family, sock.getsockname())
             unix = sock.family == getattr(socket, "AF_UNIX", None)
             urls.append(f"{scheme}+{address}" if unix else f"{scheme}://{address}")
+    for sock in sockets.quic_sockets:
+        urls.append(f"https://{repr_socket_addr(sock.family, sock.getsockname())} (QUIC)")
     return urls
 
 

@@ -43,6 +43,18 @@ class WorkerState:
             else config.max_requests + random.randint(0, config.max_requests_jitter)
         )
         self.warned_untrusted = False
+        self.tcp_connections = 0  # open, for max_connections
+        self.refused_connections = 0
+
+    def admit_connection(self) -> bool:
+        """Count a new TCP connection in, unless ``max_connections`` are open (the caller
+        closes it at once and says so with :func:`hypercorn.transport.log_refusal`)."""
+        limit = self.config.max_connections
+        if limit is not None and self.tcp_connections >= limit:
+            self.refused_connections += 1
+            return False
+        self.tcp_connections += 1
+        return True
 
     def admit(self) -> bool:
         """Count a new application call in, unless ``max_concurrent_requests`` are running."""

@@ -10,6 +10,7 @@ import ssl
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,6 @@ import pytest
 from hypercorn.run import build_app
 from hypercorn.settings import load_config
 from tests.conftest import RunningServer, hello_app, raw_exchange
-from tests.e2e.test_tls import ca, tls_files  # noqa: F401 - fixtures
 
 Serve = Callable[..., RunningServer]
 
@@ -69,7 +69,7 @@ def free_port() -> int:
 def test_toml_mounts_redirect_and_trusted_proxies(
     backend: str,
     app_dir: Path,
-    tls_files: dict[str, str],  # noqa: F811
+    tls_files: dict[str, str],
 ) -> None:
     tls_port, plain_port = free_port(), free_port()
     (app_dir / "hypercorn.toml").write_text(
@@ -232,3 +232,34 @@ def test_server_names_gives_421_for_other_hosts(serve: Serve) -> None:
     with httpx.Client() as client:  # the connection stays usable after a 421
         assert client.get(server.url, headers={"Host": "evil.test"}).status_code == 421
         assert client.get(server.url, headers={"Host": "example.com"}).status_code == 200
+
+
+def test_max_connections_refuses_extra_connections_with_a_log_line(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = serve(hello_app, max_connections=2)
+    first = socket.create_connection(("127.0.0.1", server.port))
+    second = socket.create_connection(("127.0.0.1", server.port))
+    try:
+        for sock in (first, second):  # both are served (and stay open: keep-alive)
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        with socket.create_connection(("127.0.0.1", server.port)) as third:
+            third.settimeout(5)
+            try:
+                third.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert third.recv(65536) == b""  # closed without an answer
+            except ConnectionResetError:
+                pass
+        assert any("max_connections (2) reached" in r.getMessage() for r in caplog.records)
+    finally:
+        first.close()
+    # A slot is free again once a connection ends.
+    for _ in range(50):
+        try:
+            response = httpx.get(server.url)
+            break
+        except httpx.TransportError:
+            time.sleep(0.05)
+    assert response.status_code == 200
+    second.close()

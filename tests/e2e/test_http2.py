@@ -24,15 +24,11 @@ import pytest
 from hypercorn.protocol.h2 import RESET_BUDGET
 from tests.conftest import RunningServer, echo_app, hello_app
 from tests.e2e.h2client import RawH2Client
-from tests.e2e.test_tls import (
-    ca,  # noqa: F401 - a fixture
-    tls_files,  # noqa: F401 - a fixture
-)
 
 Serve = Callable[..., RunningServer]
 
 
-def test_alpn_h2_with_httpx(serve: Serve, tls_files: dict[str, str]) -> None:  # noqa: F811
+def test_alpn_h2_with_httpx(serve: Serve, tls_files: dict[str, str]) -> None:
     server = serve(echo_app, certfile=tls_files["certfile"], keyfile=tls_files["keyfile"])
     context = ssl.create_default_context(cafile=tls_files["ca"])
     with httpx.Client(http2=True, verify=context) as client:
@@ -65,7 +61,7 @@ def test_h2c_upgrade_with_curl(serve: Serve) -> None:
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
-def test_curl_prior_knowledge_and_alpn(serve: Serve, tls_files: dict[str, str]) -> None:  # noqa: F811
+def test_curl_prior_knowledge_and_alpn(serve: Serve, tls_files: dict[str, str]) -> None:
     plain = serve(hello_app)
     result = subprocess.run(
         [
@@ -270,7 +266,7 @@ def test_rapid_reset_flood_is_bounded_and_others_are_served(serve: Serve) -> Non
         attacker.close()
 
 
-def test_mtls_over_h2(serve: Serve, tls_files: dict[str, str], ca: Any) -> None:  # noqa: F811
+def test_mtls_over_h2(serve: Serve, tls_files: dict[str, str], ca: Any) -> None:
     from tests.e2e.test_tls import scope_app
 
     server = serve(

@@ -16,25 +16,6 @@ from tests.conftest import RunningServer
 Serve = Callable[..., RunningServer]
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def tls_files(ca: trustme.CA, tmp_path: Path) -> dict[str, str]:
-    leaf = ca.issue_cert("localhost", "127.0.0.1", "::1")
-    cert = tmp_path / "cert.pem"
-    key = tmp_path / "key.pem"
-    leaf.private_key_pem.write_to_path(str(key))
-    with open(cert, "wb") as file_:
-        for blob in leaf.cert_chain_pems:
-            file_.write(blob.bytes())
-    ca_path = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_path))
-    return {"certfile": str(cert), "keyfile": str(key), "ca": str(ca_path)}
-
-
 async def scope_app(scope: Any, receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return

@@ -15,7 +15,6 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.conftest import RunningServer
-from tests.e2e.test_tls import ca, tls_files  # noqa: F401 - fixtures
 
 Serve = Callable[..., RunningServer]
 
@@ -253,7 +252,7 @@ def test_dead_peer_detected_by_ping_timeout(serve: Serve) -> None:
         }
 
 
-def test_wss_echo(serve: Serve, tls_files: dict[str, str]) -> None:  # noqa: F811
+def test_wss_echo(serve: Serve, tls_files: dict[str, str]) -> None:
     server = serve(echo_app(), certfile=tls_files["certfile"], keyfile=tls_files["keyfile"])
     context = ssl.create_default_context(cafile=tls_files["ca"])
 

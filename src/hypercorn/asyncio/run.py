@@ -19,6 +19,7 @@ from ..typing import TASK_STATUS_IGNORED, TaskStatus
 from ..utils import bound_urls
 from .lifespan import Lifespan
 from .tcp_server import TCPServer
+from .udp_server import UDPServer
 from .worker_context import WorkerContext
 
 if TYPE_CHECKING:
@@ -102,6 +103,12 @@ async def worker_serve(
             )
         for sock in sockets.insecure_sockets:
             servers.append(await loop.create_server(factory, sock=sock, backlog=config.backlog))
+        if sockets.quic_sockets:
+            quic_config = config.create_quic_configuration()
+            for sock in sockets.quic_sockets:
+                await loop.create_datagram_endpoint(
+                    lambda: UDPServer(app, config, context, quic_config), sock=sock
+                )
         urls = bound_urls(sockets)
         for url in urls:
             await config.log.info("Running on %s (CTRL + C to quit)", url)

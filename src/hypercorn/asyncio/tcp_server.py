@@ -9,14 +9,13 @@ fastest way to drive asyncio and uvloop; everything protocol-specific lives in
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from ..admin import metrics
 from ..protocol import ConnectionInfo, ProtocolConnection
 from ..protocol.connection import HTTPConnection
-from ..transport import app_ended, app_starting, connection_info
+from ..transport import connection_info, log_refusal
+from .app_runner import AppRunner
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -36,7 +35,7 @@ def transport_info(transport: asyncio.BaseTransport, state: dict[str, Any]) -> C
     )
 
 
-class TCPServer(asyncio.Protocol):
+class TCPServer(AppRunner, asyncio.Protocol):
     """One client connection."""
 
     def __init__(self, app: AppWrapper, config: Config, context: WorkerContext) -> None:
@@ -54,11 +53,17 @@ class TCPServer(asyncio.Protocol):
         self._deadline: float | None = None
         self._tasks: dict[AnyStream, asyncio.Task[None]] = {}
         self._counted_as: str | None = None
+        self._refused = False  # over max_connections: closed at once
 
     # ---------------------------------------------------------------- asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement the interface without subclassing asyncio.Transport
         self.transport = transport = cast(asyncio.Transport, transport)
+        if not self.context.admit_connection():
+            self._closing = self._refused = True
+            log_refusal(self.config, "TCP", self.context.refused_connections)
+            transport.abort()
+            return
         info = transport_info(transport, self.context.lifespan_state)
         ssl_object = transport.get_extra_info("ssl_object")
         alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
@@ -102,6 +107,9 @@ class TCPServer(asyncio.Protocol):
             metrics().connections.labels(self._counted_as).inc()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._refused:
+            return
+        self.context.tcp_connections -= 1
         if self._counted_as is not None:
             metrics().connections.labels(self._counted_as).dec()
             self._counted_as = None
@@ -175,82 +183,3 @@ class TCPServer(asyncio.Protocol):
         if not self._closing:
             self.core.handle_timer(self.loop.time())
             self._flush()
-
-    # ---------------------------------------------------------------- the application
-    def _start_app(self, stream: AnyStream) -> None:
-        if not self.context.admit():
-            stream.reject(503, [(b"retry-after", b"1")])  # over max_concurrent_requests
-            self._flush()
-            return
-        task = self.loop.create_task(self._run_app(stream))
-        self._tasks[stream] = task
-        task.add_done_callback(lambda _: self._app_done(stream))
-        self.context.add_task(task)
-
-    def _app_done(self, stream: AnyStream) -> None:
-        self._tasks.pop(stream, None)
-        self.context.in_flight -= 1
-
-    async def _run_app(self, stream: AnyStream) -> None:
-        loop = self.loop
-        # Separate waiters: an app may wait in receive() (for a disconnect) in one task while
-        # another task is held in send() by flow control.
-        waiters: dict[str, asyncio.Future[None]] = {}
-
-        def wake() -> None:
-            for waiter in waiters.values():
-                if not waiter.done():
-                    waiter.set_result(None)
-
-        async def wait(kind: str) -> None:
-            waiters[kind] = loop.create_future()
-            try:
-                await waiters[kind]
-            finally:
-                del waiters[kind]
-
-        stream.on_wake = wake
-
-        async def receive() -> Any:
-            while True:
-                message = stream.app_receive_nowait()
-                self._flush()
-                if message is not None:
-                    return message
-                await wait("receive")
-
-        async def send(message: Any) -> None:
-            stream.app_send(message)
-            self._flush()
-            while stream.send_blocked and not stream.disconnected:
-                await wait("send")
-            if not self._can_write.is_set():
-                await self._can_write.wait()
-
-        log = self.config.log
-        if await app_starting(stream, self.context, log):
-            self._count_connection()
-        try:
-            await self.app(stream.scope, receive, send, self._sync_spawn, self._call_soon)
-        except asyncio.CancelledError:
-            stream.app_failed()
-            self._flush()
-            raise
-        except Exception:
-            if not stream.disconnected:
-                await log.exception("Error in ASGI Framework")
-            stream.app_failed()
-            self._flush()
-        else:
-            if not stream.app_finished():
-                await log.error("ASGI callable returned without completing the response")
-                self._flush()
-        finally:
-            stream.on_wake = None
-            await app_ended(stream, self.context, log, loop.time() - stream.start_time)
-
-    async def _sync_spawn(self, func: Callable[..., Any], *args: Any) -> Any:
-        return await self.loop.run_in_executor(self.context.executor, partial(func, *args))
-
-    def _call_soon(self, func: Callable[..., Any], *args: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(func(*args), self.loop).result()

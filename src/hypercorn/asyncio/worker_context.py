@@ -11,6 +11,7 @@ from ..worker_state import WSGI_THREADS, WorkerState
 if TYPE_CHECKING:
     from ..config import Config
     from .tcp_server import TCPServer
+    from .udp_server import UDPServer
 
 
 class WorkerContext(WorkerState):
@@ -20,7 +21,7 @@ class WorkerContext(WorkerState):
 
     def __init__(self, config: Config, observe: bool = True) -> None:
         super().__init__(config, observe)
-        self.connections: set[TCPServer] = set()
+        self.connections: set[TCPServer | UDPServer] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.recycle = asyncio.Event()
         self._executor: ThreadPoolExecutor | None = None
@@ -40,7 +41,7 @@ class WorkerContext(WorkerState):
         self.tasks.discard(task)
         self._check_idle()
 
-    def remove_connection(self, connection: TCPServer) -> None:
+    def remove_connection(self, connection: TCPServer | UDPServer) -> None:
         self.connections.discard(connection)
         self._check_idle()
 

@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 RESET_BUDGET = 200
 RESET_WINDOW = 10.0
 # Response headers that are connection-specific in HTTP/1.1 and forbidden in HTTP/2.
-_CONNECTION_HEADERS = frozenset(
+CONNECTION_HEADERS = frozenset(
     (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
 )
 _H2_SETTINGS = h2.settings.SettingCodes
@@ -326,7 +326,7 @@ class H2Connection:
         if isinstance(event, Response):
             headers = [(b":status", str(event.status_code).encode("ascii"))]
             headers += [
-                (name, value) for name, value in event.headers if name not in _CONNECTION_HEADERS
+                (name, value) for name, value in event.headers if name not in CONNECTION_HEADERS
             ]
             self._h2.send_headers(stream_id, headers)
         elif isinstance(event, (Body, Data)):  # Data: WebSocket frames

@@ -157,6 +157,7 @@ class HTTPStream:
         "protocol",
         "response_headers",
         "scope",
+        "secure",
         "send_blocked",
         "start_time",
         "state",
@@ -203,6 +204,7 @@ class HTTPStream:
                 self._expect_100 = True
 
         self.peer = info.client
+        self.secure = info.scheme == "https"  # the transport's TLS, not a proxy's
         common = request_scope(config, info, request)
         self.untrusted_forwarded = common.untrusted_forwarded
         scope_extensions: dict[str, dict[object, object]] = {
@@ -376,7 +378,7 @@ class HTTPStream:
         self.state = StreamState.STARTED
 
     def _default_headers(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-        defaults = self.config.response_headers(self.protocol_name)
+        defaults = self.config.response_headers(self.protocol_name, self.secure)
         if not defaults:
             return headers
         present = {name for name, _ in headers}

@@ -95,7 +95,7 @@ class WSStream:
         self.emit = emit
         self.start_time = now
         self.state = WSState.HANDSHAKE
-        self.http2 = request.http_version == "2"
+        self.extended_connect = request.http_version in ("2", "3")  # RFC 8441 / RFC 9220
         self.status: Optional[int] = None
         self.response_headers: list[tuple[bytes, bytes]] = []
         self.bytes_sent = 0
@@ -146,7 +146,7 @@ class WSStream:
             "state": info.state.copy(),
             "extensions": {"websocket.http.response": {}, **common.extensions},
         }
-        if not self.http2:
+        if not self.extended_connect:
             self._check_http11_handshake(headers)
 
     def _check_http11_handshake(self, headers: list[tuple[bytes, bytes]]) -> None:
@@ -343,7 +343,7 @@ class WSStream:
         self._ws = Connection(ConnectionType.SERVER, extensions)
         self.state = WSState.CONNECTED
         self.response_headers = headers
-        if self.http2:
+        if self.extended_connect:
             self.status = 200
             self.emit(Response(self.stream_id, 200, headers))
         else:

@@ -20,6 +20,7 @@ from ..config import Sockets
 from ..utils import LifespanFailureError, LifespanTimeoutError, bound_urls
 from .lifespan import Lifespan
 from .tcp_server import TCPServer
+from .udp_server import UDPServer
 from .worker_context import WorkerContext
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -183,11 +184,15 @@ async def _serve(
     async def handle(stream: trio.abc.Stream) -> None:
         await TCPServer(app, config, context, stream).run()
 
+    quic_config = config.create_quic_configuration() if sockets.quic_sockets else None
+    udp_sockets = [trio.socket.from_stdlib_socket(sock) for sock in sockets.quic_sockets]
     try:
         async with trio.open_nursery() as connections:
             accept_scope = await connections.start(
                 _accept_all, listeners, connections, handle, config
             )
+            for udp_socket in udp_sockets:
+                connections.start_soon(UDPServer(app, config, context, udp_socket, quic_config).run)
             urls = bound_urls(sockets)
             for url in urls:
                 await config.log.info("Running on %s (CTRL + C to quit)", url)
@@ -221,3 +226,5 @@ async def _serve(
         with trio.CancelScope(shield=True):
             for listener in listeners:
                 await listener.aclose()
+        for udp_socket in udp_sockets:
+            udp_socket.close()

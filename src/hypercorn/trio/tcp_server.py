@@ -13,8 +13,6 @@ one lock, so bytes leave in the order the core produced them.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -22,7 +20,8 @@ import trio
 from ..admin import metrics
 from ..protocol import ConnectionInfo, ProtocolConnection
 from ..protocol.connection import HTTPConnection
-from ..transport import app_ended, app_starting, connection_info
+from ..transport import connection_info, log_refusal
+from .app_runner import AppRunner
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -47,7 +46,7 @@ def stream_info(stream: trio.abc.Stream, state: dict[str, Any]) -> ConnectionInf
     return connection_info(None, None, None, ssl_object, state)  # e.g. in-memory test streams
 
 
-class TCPServer:
+class TCPServer(AppRunner):
     """One client connection."""
 
     def __init__(
@@ -68,6 +67,16 @@ class TCPServer:
         self._counted_as: str | None = None
 
     async def run(self) -> None:
+        if not self.context.admit_connection():
+            log_refusal(self.config, "TCP", self.context.refused_connections)
+            await trio.aclose_forcefully(self.stream)
+            return
+        try:
+            await self._run()
+        finally:
+            self.context.tcp_connections -= 1
+
+    async def _run(self) -> None:
         try:
             if isinstance(self.stream, trio.SSLStream):
                 with trio.move_on_after(self.config.ssl_handshake_timeout) as handshake:
@@ -162,18 +171,7 @@ class TCPServer:
     async def _flush(self) -> None:
         """Act on everything the core produced: start apps, write, close, read, time."""
         core = self.core
-        for stream in core.pop_new_streams():
-            assert self._apps is not None
-            if not self.context.admit():
-                stream.reject(503, [(b"retry-after", b"1")])  # over max_concurrent_requests
-                continue
-            # The scope exists before the task runs, so a cancellation can never miss it.
-            self._app_scopes[stream] = trio.CancelScope()
-            self._apps.start_soon(self._run_app, stream)
-        for stream in core.pop_streams_to_cancel():
-            scope = self._app_scopes.get(stream)
-            if scope is not None:
-                scope.cancel()
+        self._start_apps(core.pop_new_streams(), core.pop_streams_to_cancel())
         async with self._send_lock:
             data = core.data_to_send()
             if data:
@@ -191,70 +189,3 @@ class TCPServer:
             self._deadline = deadline
             if self._timer_scope is not None:
                 self._timer_scope.deadline = deadline if deadline is not None else math.inf
-
-    # ---------------------------------------------------------------- the application
-    async def _run_app(self, stream: AnyStream) -> None:
-        try:
-            with self._app_scopes[stream]:
-                await self._call_app(stream)
-        finally:
-            del self._app_scopes[stream]
-            self.context.in_flight -= 1
-
-    async def _call_app(self, stream: AnyStream) -> None:
-        # Separate waiters: an app may wait in receive() (for a disconnect) in one task while
-        # another task is held in send() by flow control.
-        waiters: dict[str, trio.Event] = {}
-
-        def wake() -> None:
-            for waiter in waiters.values():
-                waiter.set()
-
-        stream.on_wake = wake
-
-        async def receive() -> Any:
-            while True:
-                message = stream.app_receive_nowait()
-                if message is None:
-                    # Armed before _flush() yields, so a wake-up during the flush is not lost.
-                    waiters["receive"] = trio.Event()
-                await self._flush()
-                if message is not None:
-                    return message
-                await waiters["receive"].wait()
-
-        async def send(message: Any) -> None:
-            stream.app_send(message)
-            if stream.send_blocked:
-                waiters["send"] = trio.Event()
-            await self._flush()
-            while stream.send_blocked and not stream.disconnected:
-                waiters["send"] = trio.Event()
-                await waiters["send"].wait()
-
-        log = self.config.log
-        if await app_starting(stream, self.context, log):
-            self._count_connection()
-        try:
-            await self.app(stream.scope, receive, send, self._sync_spawn, self._call_soon)
-        except trio.Cancelled:
-            stream.app_failed()
-            raise
-        except Exception:
-            if not stream.disconnected:
-                await log.exception("Error in ASGI Framework")
-            stream.app_failed()
-            await self._flush()
-        else:
-            if not stream.app_finished():
-                await log.error("ASGI callable returned without completing the response")
-                await self._flush()
-        finally:
-            stream.on_wake = None
-            await app_ended(stream, self.context, log, trio.current_time() - stream.start_time)
-
-    async def _sync_spawn(self, func: Callable[..., Any], *args: Any) -> Any:
-        return await trio.to_thread.run_sync(partial(func, *args), limiter=self.context.limiter)
-
-    def _call_soon(self, func: Callable[..., Any], *args: Any) -> Any:
-        return trio.from_thread.run(func, *args)

@@ -11,6 +11,7 @@ from ..worker_state import WSGI_THREADS, WorkerState
 if TYPE_CHECKING:
     from ..config import Config
     from .tcp_server import TCPServer
+    from .udp_server import UDPServer
 
 
 class WorkerContext(WorkerState):
@@ -20,15 +21,15 @@ class WorkerContext(WorkerState):
 
     def __init__(self, config: Config, observe: bool = True) -> None:
         super().__init__(config, observe)
-        self.connections: set[TCPServer] = set()
+        self.connections: set[TCPServer | UDPServer] = set()
         self.recycle = trio.Event()
         self.limiter = trio.CapacityLimiter(WSGI_THREADS)
         self._idle = trio.Event()
 
-    def add_connection(self, connection: TCPServer) -> None:
+    def add_connection(self, connection: TCPServer | UDPServer) -> None:
         self.connections.add(connection)
 
-    def remove_connection(self, connection: TCPServer) -> None:
+    def remove_connection(self, connection: TCPServer | UDPServer) -> None:
         self.connections.discard(connection)
         if self.shutting_down and not self.connections:
             self._idle.set()

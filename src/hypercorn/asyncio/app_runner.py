@@ -1,0 +1,112 @@
+"""Running the application for each stream, shared by the TCP and UDP (QUIC) drivers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from ..transport import app_ended, app_starting
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..protocol.ws_stream import AnyStream
+    from ..typing import AppWrapper
+    from .worker_context import WorkerContext
+
+
+class AppRunner:
+    """The application side of a driver: one task per stream, bridging the ASGI ``receive``
+    and ``send`` to the stream, with back-pressure from the stream and the transport."""
+
+    app: AppWrapper
+    config: Config
+    context: WorkerContext
+    loop: asyncio.AbstractEventLoop
+    _tasks: dict[AnyStream, asyncio.Task[None]]
+    _can_write: asyncio.Event
+
+    def _flush(self) -> None:
+        raise NotImplementedError
+
+    def _count_connection(self) -> None:
+        raise NotImplementedError
+
+    def _start_app(self, stream: AnyStream) -> None:
+        if not self.context.admit():
+            stream.reject(503, [(b"retry-after", b"1")])  # over max_concurrent_requests
+            self._flush()
+            return
+        task = self.loop.create_task(self._run_app(stream))
+        self._tasks[stream] = task
+        task.add_done_callback(lambda _: self._app_done(stream))
+        self.context.add_task(task)
+
+    def _app_done(self, stream: AnyStream) -> None:
+        self._tasks.pop(stream, None)
+        self.context.in_flight -= 1
+
+    async def _run_app(self, stream: AnyStream) -> None:
+        loop = self.loop
+        # Separate waiters: an app may wait in receive() (for a disconnect) in one task while
+        # another task is held in send() by flow control.
+        waiters: dict[str, asyncio.Future[None]] = {}
+
+        def wake() -> None:
+            for waiter in waiters.values():
+                if not waiter.done():
+                    waiter.set_result(None)
+
+        async def wait(kind: str) -> None:
+            waiters[kind] = loop.create_future()
+            try:
+                await waiters[kind]
+            finally:
+                del waiters[kind]
+
+        stream.on_wake = wake
+
+        async def receive() -> Any:
+            while True:
+                message = stream.app_receive_nowait()
+                self._flush()
+                if message is not None:
+                    return message
+                await wait("receive")
+
+        async def send(message: Any) -> None:
+            stream.app_send(message)
+            self._flush()
+            while stream.send_blocked and not stream.disconnected:
+                await wait("send")
+            if not self._can_write.is_set():
+                await self._can_write.wait()
+
+        log = self.config.log
+        if await app_starting(stream, self.context, log):
+            self._count_connection()
+        try:
+            await self.app(stream.scope, receive, send, self._sync_spawn, self._call_soon)
+        except asyncio.CancelledError:
+            stream.app_failed()
+            self._flush()
+            raise
+        except Exception:
+            if not stream.disconnected:
+                await log.exception("Error in ASGI Framework")
+            stream.app_failed()
+            self._flush()
+        else:
+            if not stream.app_finished():
+                await log.error("ASGI callable returned without completing the response")
+                self._flush()
+        finally:
+            stream.on_wake = None
+            await app_ended(stream, self.context, log, loop.time() - stream.start_time)
+
+    async def _sync_spawn(self, func: Callable[..., Any], *args: Any) -> Any:
+        return await self.loop.run_in_executor(self.context.executor, partial(func, *args))
+
+    def _call_soon(self, func: Callable[..., Any], *args: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(func(*args), self.loop).result()

@@ -1,0 +1,227 @@
+"""The QUIC endpoint and the HTTP/3 adapter, bytes in and bytes out: an aioquic client
+connection is wired to a :class:`QuicEndpoint` in memory, with a virtual clock."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aioquic.h3.connection import H3_ALPN, H3Connection
+from aioquic.h3.events import DataReceived, HeadersReceived
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
+from aioquic.quic.packet import QuicProtocolVersion
+
+from hypercorn.config import Config
+from hypercorn.protocol.h3 import STREAM_WINDOW
+from hypercorn.protocol.quic import QuicEndpoint
+
+CLIENT_ADDR = ("127.0.0.1", 50000)
+SERVER_ADDR = ("127.0.0.1", 4433)
+
+
+@pytest.fixture
+def config(tls_files: dict[str, str]) -> Config:
+    config = Config()
+    config.certfile = tls_files["certfile"]
+    config.keyfile = tls_files["keyfile"]
+    config.quic_bind = ["127.0.0.1:4433"]
+    return config
+
+
+class Pair:
+    """An aioquic client and our endpoint exchanging datagrams through lists."""
+
+    def __init__(self, config: Config, ca: str, max_connections: int | None = 100) -> None:
+        self.now = 1000.0
+        self.endpoint = QuicEndpoint(
+            config, config.create_quic_configuration(), SERVER_ADDR, {}, max_connections
+        )
+        self.ca = ca
+        self.streams: list[Any] = []
+
+    def client(self, port: int = CLIENT_ADDR[1]) -> tuple[QuicConnection, H3Connection, Any]:
+        configuration = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN)
+        configuration.load_verify_locations(self.ca)
+        configuration.server_name = "localhost"
+        quic = QuicConnection(configuration=configuration)
+        quic.connect(SERVER_ADDR, now=self.now)
+        return quic, H3Connection(quic), ("127.0.0.1", port)
+
+    def pump(self, quic: QuicConnection, addr: Any, rounds: int = 20) -> list[Any]:
+        """Move datagrams both ways until both sides are quiet; return the client's events."""
+        events = []
+        for _ in range(rounds):
+            moved = False
+            for data, _ in quic.datagrams_to_send(now=self.now):
+                self.endpoint.receive_datagram(data, addr, self.now)
+                moved = True
+            self.streams += self.endpoint.pop_new_streams()
+            for data, _ in self.endpoint.datagrams_to_send(self.now):
+                quic.receive_datagram(data, SERVER_ADDR, now=self.now)
+                moved = True
+            while (event := quic.next_event()) is not None:
+                events.append(event)
+            if not moved:  # let the earliest timer (delayed ACKs, loss detection) fire
+                timers = [t for t in (quic.get_timer(), self.endpoint.next_deadline(self.now)) if t]
+                if not timers or min(timers) > self.now + 1:
+                    break
+                self.now = max(self.now, min(timers))
+                if (quic.get_timer() or self.now + 1) <= self.now:
+                    quic.handle_timer(self.now)
+                self.endpoint.handle_timer(self.now)
+            self.now += 0.001
+        return events
+
+
+def request_headers(
+    method: str, path: bytes, authority: bytes = b"localhost"
+) -> list[tuple[bytes, bytes]]:
+    return [
+        (b":method", method.encode()),
+        (b":scheme", b"https"),
+        (b":authority", authority),
+        (b":path", path),
+    ]
+
+
+def h3_events(h3: H3Connection, events: list[Any]) -> list[Any]:
+    return [h3_event for event in events for h3_event in h3.handle_event(event)]
+
+
+def test_a_request_is_served_through_the_stream_state_machine(
+    config: Config, tls_files: dict[str, str]
+) -> None:
+    pair = Pair(config, tls_files["ca"])
+    quic, h3, addr = pair.client()
+    pair.pump(quic, addr)
+    assert pair.endpoint.connections == 1
+    stream_id = quic.get_next_available_stream_id()
+    h3.send_headers(
+        stream_id,
+        request_headers("GET", b"/a?b=1"),
+        end_stream=True,
+    )
+    pair.pump(quic, addr)
+    (stream,) = pair.streams
+    assert stream.scope["http_version"] == "3"
+    assert (stream.scope["path"], stream.scope["query_string"]) == ("/a", b"b=1")
+    assert stream.scope["scheme"] == "https" and stream.scope["client"] == addr
+    assert stream.app_receive_nowait() == {"type": "http.request", "body": b"", "more_body": False}
+    stream.app_send({"type": "http.response.start", "status": 201, "headers": [(b"x-a", b"1")]})
+    stream.app_send({"type": "http.response.body", "body": b"done"})
+    received = h3_events(h3, pair.pump(quic, addr))
+    headers = next(e for e in received if isinstance(e, HeadersReceived)).headers
+    assert (b":status", b"201") in headers and (b"x-a", b"1") in headers
+    body = b"".join(e.data for e in received if isinstance(e, DataReceived))
+    assert body == b"done"
+    assert any(getattr(e, "stream_ended", False) for e in received)
+
+
+def test_unknown_version_gets_version_negotiation(
+    config: Config, tls_files: dict[str, str]
+) -> None:
+    pair = Pair(config, tls_files["ca"])
+    # A long-header Initial with version 0x1a2a3a4a (reserved for negotiation tests).
+    packet = bytes([0xC0]) + (0x1A2A3A4A).to_bytes(4, "big") + b"\x08" + os.urandom(8)
+    packet += b"\x08" + os.urandom(8) + bytes(1200)
+    pair.endpoint.receive_datagram(packet, CLIENT_ADDR, pair.now)
+    ((datagram, addr),) = pair.endpoint.datagrams_to_send(pair.now)
+    assert addr == CLIENT_ADDR
+    assert datagram[1:5] == b"\x00\x00\x00\x00"  # version 0: Version Negotiation
+    assert int(QuicProtocolVersion.VERSION_1).to_bytes(4, "big") in datagram
+    assert pair.endpoint.connections == 0
+
+
+def test_garbage_short_and_unknown_packets_are_dropped(
+    config: Config, tls_files: dict[str, str]
+) -> None:
+    pair = Pair(config, tls_files["ca"])
+    for packet in (b"", b"\x00", os.urandom(50), bytes([0x40]) + os.urandom(30)):
+        pair.endpoint.receive_datagram(packet, CLIENT_ADDR, pair.now)
+    # A real Initial that is not padded to 1200 bytes (RFC 9000 14.1) starts nothing either.
+    quic, _, addr = pair.client()
+    ((initial, _),) = quic.datagrams_to_send(now=pair.now)
+    pair.endpoint.receive_datagram(initial[:1000], addr, pair.now)
+    assert pair.endpoint.connections == 0
+    assert pair.endpoint.datagrams_to_send(pair.now) == []
+
+
+def test_max_connections_drops_new_initials(config: Config, tls_files: dict[str, str]) -> None:
+    pair = Pair(config, tls_files["ca"], max_connections=2)
+    clients = [pair.client(port) for port in (50001, 50002, 50003)]
+    for quic, _, addr in clients:
+        pair.pump(quic, addr)
+    assert pair.endpoint.connections == 2
+    assert pair.endpoint.refused >= 1
+    assert clients[2][0]._state.name in ("FIRSTFLIGHT",)  # never answered
+
+
+def test_receive_window_follows_the_application(config: Config, tls_files: dict[str, str]) -> None:
+    pair = Pair(config, tls_files["ca"])
+    quic, h3, addr = pair.client()
+    pair.pump(quic, addr)
+    stream_id = quic.get_next_available_stream_id()
+    h3.send_headers(
+        stream_id,
+        request_headers("POST", b"/"),
+    )
+    h3.send_data(stream_id, bytes(4 * STREAM_WINDOW), end_stream=True)
+    pair.pump(quic, addr, rounds=200)
+    (stream,) = pair.streams
+    delivered = 0
+    while (message := stream.app_receive_nowait()) is not None and message[
+        "type"
+    ] == "http.request":
+        delivered += len(message["body"])
+        if not message["more_body"]:
+            break
+    # Nothing was read until now: the client could only send one window.
+    assert STREAM_WINDOW - 1024 <= delivered <= STREAM_WINDOW
+    while True:  # read as it arrives: the window moves and the rest comes through
+        pair.pump(quic, addr, rounds=50)
+        message = stream.app_receive_nowait()
+        while message is not None and message["type"] == "http.request":
+            delivered += len(message["body"])
+            if not message["more_body"]:
+                break
+            message = stream.app_receive_nowait()
+        if message is not None and not message.get("more_body", True):
+            break
+    assert delivered == 4 * STREAM_WINDOW
+
+
+def test_shutdown_sends_goaway_then_closes(config: Config, tls_files: dict[str, str]) -> None:
+    pair = Pair(config, tls_files["ca"])
+    quic, _, addr = pair.client()
+    pair.pump(quic, addr)
+    pair.endpoint.begin_shutdown(pair.now)
+    events = pair.pump(quic, addr)
+    assert any(type(e).__name__ == "ConnectionTerminated" for e in events)
+    terminated = next(e for e in events if type(e).__name__ == "ConnectionTerminated")
+    assert terminated.error_code == 0x100  # H3_NO_ERROR
+    # The endpoint forgets the connection once aioquic's closing period has passed.
+    pair.now += 5
+    pair.endpoint.handle_timer(pair.now)
+    assert pair.endpoint.closed
+
+
+def test_scope_reports_tls13_and_connection_addresses(
+    config: Config, tls_files: dict[str, str], tmp_path: Path
+) -> None:
+    pair = Pair(config, tls_files["ca"])
+    quic, h3, addr = pair.client(port=50123)
+    pair.pump(quic, addr)
+    stream_id = quic.get_next_available_stream_id()
+    h3.send_headers(
+        stream_id,
+        request_headers("GET", b"/", b"example.test"),
+        end_stream=True,
+    )
+    pair.pump(quic, addr)
+    (stream,) = pair.streams
+    assert stream.scope["extensions"]["tls"]["tls_version"] == 0x0304
+    assert stream.scope["server"] == SERVER_ADDR
+    assert (b"host", b"example.test") in stream.scope["headers"]
