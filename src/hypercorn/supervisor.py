@@ -33,7 +33,7 @@ from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .reloader import Reloader
+from .reloader import ChangeDetector, make_reloader
 
 if TYPE_CHECKING:
     from .config import Config, Sockets
@@ -77,9 +77,9 @@ class Supervisor:
         self.next_spawn_at = 0.0
         self.exit_code = EXIT_OK
         self.pending_signals: deque[int] = deque()
-        self.reloader: Reloader | None = None
+        self.reloader: ChangeDetector | None = None
         if config.use_reloader:
-            self.reloader = Reloader(Path(config.app_dir or os.getcwd()).resolve())
+            self.reloader = make_reloader(Path(config.app_dir or os.getcwd()).resolve())
 
     # ------------------------------------------------------------------ signals
     def install_signal_handlers(self) -> None:
@@ -207,6 +207,8 @@ class Supervisor:
 
     def shutdown(self) -> int:
         """Stop every worker gracefully, waiting at most their whole drain."""
+        if self.reloader is not None:
+            self.reloader.close()
         for worker in self.workers:
             self.stop(worker)
         deadline = (

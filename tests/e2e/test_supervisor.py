@@ -197,7 +197,14 @@ def test_crash_loop_stops_with_exit_code_1(cli: object) -> None:
     assert server.count("crash loop") == 1
 
 
-def test_reload_picks_up_an_edited_module(tmp_path: Path) -> None:
+@pytest.mark.parametrize("watcher", ["watchfiles", "polling"])
+def test_reload_picks_up_an_edited_module(tmp_path: Path, watcher: str) -> None:
+    if watcher == "watchfiles":
+        pytest.importorskip("watchfiles")
+    env = {**os.environ}
+    env.pop("WATCHFILES_FORCE_POLLING", None)
+    if watcher == "polling":
+        env["WATCHFILES_FORCE_POLLING"] = "1"
     source = tmp_path / "live.py"
     template = textwrap.dedent("""
         async def app(scope, receive, send):
@@ -222,6 +229,7 @@ def test_reload_picks_up_an_edited_module(tmp_path: Path) -> None:
         ],
         cwd=tmp_path,
         stderr=subprocess.DEVNULL,
+        env=env,
     )
     try:
         url = f"http://127.0.0.1:{port}/"
