@@ -9,7 +9,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src/ src/
 RUN python3 -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-cache-dir ".[uvloop]" \
+ && /opt/venv/bin/pip install --no-cache-dir ".[fast]" \
  && /opt/venv/bin/python -m compileall -q /opt/venv
 
 # ---- runtime: slim, non-root, read-only friendly

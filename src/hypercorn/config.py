@@ -240,6 +240,10 @@ class Config(BaseSettings):
     h11_pass_raw_headers: bool = Field(
         False, description="Pass HTTP/1.1 header names to the app with their original case."
     )
+    http1_parser: Literal["auto", "h11", "httptools"] = Field(
+        "auto",
+        description="HTTP/1.1 parser: httptools when installed (auto), or force one.",
+    )
     h2_max_concurrent_streams: int = Field(100, ge=1, description="HTTP/2 concurrent streams.")
     h2_max_header_list_size: int = Field(
         2**16 * OCTETS, ge=1024, description="Largest HTTP/2 header list in octets."
@@ -374,7 +378,9 @@ class Config(BaseSettings):
         30.0, gt=0, description="Seconds to receive a complete request head (else 408)."
     )
     request_body_timeout: float | None = Field(
-        None, gt=0, description="Seconds of request-body inactivity before the request aborts."
+        60.0,
+        gt=0,
+        description="Seconds of request-body inactivity (HTTP/1.1) before the request aborts.",
     )
     max_concurrent_requests: int | None = Field(
         None, ge=1, description="In-flight requests per worker; beyond it 503 + Retry-After."

@@ -122,10 +122,16 @@ class TCPServer(AppRunner, asyncio.Protocol):
         self.context.remove_connection(self)
 
     def pause_writing(self) -> None:
+        # The peer is not reading: stop reading too, so a client that floods requests for
+        # answers (pings, SETTINGS, pipelined requests) cannot grow our output buffer.
         self._can_write.clear()
+        if self._reading and self.transport is not None and not self._closing:
+            self._reading = False
+            self.transport.pause_reading()
 
     def resume_writing(self) -> None:
         self._can_write.set()
+        self._flush()
 
     # ---------------------------------------------------------------- shutdown
     def begin_shutdown(self) -> None:
@@ -162,7 +168,7 @@ class TCPServer(AppRunner, asyncio.Protocol):
                 self._timer = None
             transport.close()
             return
-        if core.wants_read:
+        if core.wants_read and self._can_write.is_set():
             if not self._reading:
                 self._reading = True
                 transport.resume_reading()

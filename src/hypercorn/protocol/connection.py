@@ -18,9 +18,24 @@ from .h2 import PREFACE, H2Connection
 from .h11 import H11Connection
 from .ws_stream import AnyStream
 
+try:
+    from .h1fast import FastH11Connection
+except ImportError:  # httptools is not installed
+    FastH11Connection = None  # type: ignore[assignment,misc]
+
 if TYPE_CHECKING:
     from ..config import Config
     from . import ConnectionInfo
+
+
+def http11_adapter(config: Config) -> type[H11Connection] | type[FastH11Connection]:
+    """The HTTP/1.1 adapter ``http1_parser`` asks for: httptools when installed ("auto")."""
+    choice = config.http1_parser
+    if choice == "h11" or (choice == "auto" and FastH11Connection is None):
+        return H11Connection
+    if FastH11Connection is None:
+        raise RuntimeError("http1_parser = 'httptools' but httptools is not installed")
+    return FastH11Connection
 
 
 class HTTPConnection:
@@ -31,12 +46,12 @@ class HTTPConnection:
     ) -> None:
         self.config = config
         self.info = info
-        self.inner: Union[H11Connection, H2Connection]
+        self.inner: Union[H11Connection, FastH11Connection, H2Connection]
         if alpn == "h2":
             self.inner = H2Connection(config, info, now)
             self._sniffing = False
         else:
-            self.inner = H11Connection(config, info, now)
+            self.inner = http11_adapter(config)(config, info, now)
             self._sniffing = True
         self._sniffed = b""
         self._switch_output = b""
@@ -56,7 +71,7 @@ class HTTPConnection:
                 self.inner = H2Connection(self.config, self.info, now)
         self.inner.receive_data(data, now)
         inner = self.inner
-        if isinstance(inner, H11Connection) and inner.upgrade is not None:
+        if not isinstance(inner, H2Connection) and inner.upgrade is not None:
             self._switch_output = inner.data_to_send()
             remaining = inner.unprocessed_data()
             self.inner = H2Connection(self.config, self.info, now, upgrade=inner.upgrade)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Optional
 
 import h11
 
-from .errors import HeadersTooLarge, MethodNotAllowed, ProtocolError
+from .errors import ProtocolError
 from .events import (
     Body,
     Data,
@@ -39,13 +39,24 @@ from .events import (
     StreamClosed,
     Trailers,
 )
+from .h1common import (
+    H2C_DROPPED,
+    H2C_SWITCH,
+    body_timeout,
+    check_request,
+    error_response,
+    h2c_settings,
+    head_violation,
+)
 from .http_stream import HTTPStream, reason_phrase
-from .selection import SUPPORTED_ALPN
 from .ws_stream import AnyStream, HandshakeError, WSStream, is_websocket_upgrade
 
 if TYPE_CHECKING:
     from ..config import Config
     from . import ConnectionInfo
+
+# llhttp refuses chunk sizes that overflow 64 bits; h11 would wait for them: same answer here.
+MAX_CHUNK_SIZE = 2**64
 
 
 class H11Connection:
@@ -147,7 +158,7 @@ class H11Connection:
                 return self._idle_since + self.config.keep_alive_timeout
             return None
         if not self._stream.body_complete and self._h11.their_state is h11.SEND_BODY:
-            timeout = self.config.request_body_timeout or self.config.read_timeout
+            timeout = body_timeout(self.config)
             if timeout:
                 return self._last_body_data + timeout
         return None
@@ -195,15 +206,31 @@ class H11Connection:
 
     def _process_events(self, now: float) -> None:
         while not self.closed and self.upgrade is None:
+            buffered, eof = self._h11.trailing_data
+            if self._h11.their_state is h11.MUST_CLOSE and buffered:
+                # Bytes after a request that closes the connection are ignored (h11 would
+                # call them an error and end the request in flight).
+                if eof:
+                    self._peer_closed()
+                break
+            if self._stream is None and self._h11.their_state is h11.IDLE and buffered:
+                if buffered[:1] in (b"\r", b"\n") and self._h11.our_state is h11.IDLE:
+                    self._skip_empty_lines(bytes(buffered), eof)
+                    continue
+                if head_violation(buffered):
+                    self._send_error_and_close(400)
+                    return
             try:
                 event = self._h11.next_event()
             except h11.RemoteProtocolError as error:
                 self._remote_error(error)
                 return
             if event is h11.NEED_DATA:
+                if getattr(self._h11._reader, "_bytes_in_chunk", 0) >= MAX_CHUNK_SIZE:
+                    self._remote_error(h11.RemoteProtocolError("chunk size overflow"))
+                    return
                 if self._stream is None and self._h11.their_state is h11.IDLE:
-                    buffered = bool(self._h11.trailing_data[0])
-                    if buffered and self._head_started is None:
+                    if self._h11.trailing_data[0] and self._head_started is None:
                         self._head_started = now
                     if self._h11.trailing_data[1]:  # EOF while idle
                         self.closed = True
@@ -222,6 +249,9 @@ class H11Connection:
                     self._send_error_and_close(error.status)
                     return
             elif isinstance(event, h11.Data):
+                if getattr(self._h11._reader, "_bytes_in_chunk", 0) >= MAX_CHUNK_SIZE:
+                    self._remote_error(h11.RemoteProtocolError("chunk size overflow"))
+                    return
                 if self._stream is not None:
                     self._stream.handle(Body(self._stream.stream_id, bytes(event.data)))
                 elif event.data:
@@ -237,6 +267,19 @@ class H11Connection:
                 self._peer_closed()
                 break
 
+    def _skip_empty_lines(self, buffered: bytes, eof: bool) -> None:
+        """Empty lines before a request line are ignored (RFC 9112 2.2); h11 refuses them,
+        so between requests (where a fresh h11 state machine is equivalent) it is replaced
+        by one holding the bytes after them."""
+        self._h11 = h11.Connection(
+            h11.SERVER, max_incomplete_event_size=self.config.h11_max_incomplete_size
+        )
+        rest = buffered.lstrip(b"\r\n")
+        if rest:  # (receive_data(b"") would mean end of input)
+            self._h11.receive_data(rest)
+        if eof:
+            self._h11.receive_data(b"")
+
     def _peer_closed(self) -> None:
         if self._stream is not None:
             self._stream.handle(StreamClosed(self._stream.stream_id))
@@ -247,31 +290,9 @@ class H11Connection:
             request.headers.raw_items() if self.config.h11_pass_raw_headers else request.headers
         )
         method = request.method.decode("ascii")
-        seen_length = seen_chunked = False
-        # h11 bounds only heads that arrive in pieces; bound complete ones too, so the answer
-        # does not depend on how the bytes were split.
-        head_size = len(request.method) + len(request.target) + 12
-        for name, value in request.headers:
-            head_size += len(name) + len(value) + 4
-            if name == b"content-length":
-                seen_length = True
-            elif name == b"transfer-encoding":
-                seen_chunked = True
-        if head_size > self.config.h11_max_incomplete_size:
-            raise HeadersTooLarge("request head too large")
-        if seen_length and seen_chunked:
-            raise ProtocolError("both Content-Length and Transfer-Encoding present")
-        if method == "CONNECT":
-            raise MethodNotAllowed("CONNECT is not supported over HTTP/1.1")
-        target = request.target
-        if target[:1] != b"/":
-            if target == b"*" and method == "OPTIONS":
-                pass
-            elif target.startswith((b"http://", b"https://")):
-                slash = target.find(b"/", target.find(b"//") + 2)
-                target = target[slash:] if slash != -1 else b"/"
-            else:
-                raise ProtocolError("request target is not origin-form or absolute-form")
+        target, has_body = check_request(
+            self.config, request.method, request.target, request.headers, request.http_version
+        )
         self._requests += 1
         self._head_started = None
         self._idle_since = None
@@ -283,18 +304,14 @@ class H11Connection:
             method=method,
             raw_path=target,
         )
-        settings = self._h2c_upgrade(request, seen_length or seen_chunked)
+        settings = h2c_settings(self.info, request.headers, has_body)
         if settings is not None:
             # RFC 7540 3.2: answer 101 and serve the request as HTTP/2 stream 1.
-            self._out += (
-                b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
-            )
+            self._out += H2C_SWITCH
             asgi_request.stream_id = 1
             asgi_request.http_version = "2"
             asgi_request.headers = [
-                (name, value)
-                for name, value in headers
-                if name.lower() not in (b"connection", b"upgrade", b"http2-settings")
+                (name, value) for name, value in headers if name.lower() not in H2C_DROPPED
             ]
             self.upgrade = (settings, asgi_request)
             return
@@ -311,46 +328,21 @@ class H11Connection:
         if stream.admit():
             self._new_streams.append(stream)
 
-    def _h2c_upgrade(self, request: h11.Request, has_body: bool) -> Optional[bytes]:
-        """The HTTP2-Settings value if this request asks for (and may get) an h2c upgrade.
-
-        Only on plain connections and for requests without a body (the body would have to be
-        read as HTTP/1.1 first); otherwise the Upgrade header is ignored, as RFC 9110 allows.
-        """
-        if self.info.scheme != "http" or has_body or "h2" not in SUPPORTED_ALPN:
-            return None
-        upgrade = settings = None
-        for name, value in request.headers:
-            if name == b"upgrade":
-                upgrade = value.lower()
-            elif name == b"http2-settings":
-                settings = value
-        if upgrade is None or settings is None:
-            return None
-        if b"h2c" not in [token.strip() for token in upgrade.split(b",")]:
-            return None
-        return settings
-
     def _remote_error(self, error: h11.RemoteProtocolError) -> None:
-        if self._stream is None and self._h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+        """Malformed input: the application (if one runs) sees a disconnect; the client gets
+        the error status if no response has started; the connection closes."""
+        if self._stream is not None:
+            self._stream.handle(StreamClosed(self._stream.stream_id))
+        if self._h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             self._send_error_and_close(error.error_status_hint)
-        else:
-            if self._stream is not None:
-                self._stream.handle(StreamClosed(self._stream.stream_id))
-            self.closed = True
+        self.closed = True
 
     def _send_error_and_close(
         self, status: int, headers: Sequence[tuple[bytes, bytes]] = ()
     ) -> None:
         """Answer a request we will not hand to the application, then close."""
         if self._h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-            body = reason_phrase(status)
-            head = [b"HTTP/1.1 %d %s\r\n" % (status, reason_phrase(status))]
-            for name, value in [*self.config.response_headers("h11"), *headers]:
-                head.append(b"%s: %s\r\n" % (name, value))
-            head.append(b"content-type: text/plain; charset=utf-8\r\n")
-            head.append(b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body))
-            self._out += b"".join(head) + body
+            self._out += error_response(self.config, status, headers)
         self.closed = True
 
     # ---------------------------------------------------------------- outbound

@@ -1,0 +1,585 @@
+"""The fast HTTP/1.1 adapter: httptools (llhttp) parses, responses are framed here.
+
+It has the interface and the behaviour of :class:`~hypercorn.protocol.h11.H11Connection`
+(the same states, deadlines, limits, answers to malformed input via
+:mod:`~hypercorn.protocol.h1common`, WebSocket and h2c upgrades); a differential test feeds
+both the same bytes and compares what applications and clients see. It is chosen when
+httptools is installed (:func:`hypercorn.protocol.connection.http11_adapter`).
+
+Request cycle (one request at a time is handed to an application):
+
+    IDLE --head parsed--> current request (BODY while its body arrives)
+         --response complete and request complete--> IDLE (keep-alive) or closed
+
+llhttp parses everything it is given, so requests pipelined behind the current one are parsed
+at once and kept (head and body) in ``_pending`` until their turn; reading stops
+(``wants_read``) once more than ``h11_max_incomplete_size`` bytes wait there.
+
+Responses: ``Content-Length`` when the application gives one, else chunked for HTTP/1.1 and
+close-delimited for HTTP/1.0 (which never keeps the connection alive, as with h11).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Optional
+
+import h11
+import httptools
+
+from .errors import ProtocolError
+from .events import (
+    Body,
+    Data,
+    EndBody,
+    EndData,
+    Event,
+    InformationalResponse,
+    Request,
+    Response,
+    StreamClosed,
+    Trailers,
+)
+from .h1common import (
+    H2C_DROPPED,
+    H2C_SWITCH,
+    body_timeout,
+    check_request,
+    error_response,
+    h2c_settings,
+)
+from .http_stream import HTTPStream, reason_phrase
+from .ws_stream import AnyStream, HandshakeError, WSStream, is_websocket_upgrade
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from . import ConnectionInfo
+
+_STATUS_LINES: dict[int, bytes] = {}
+
+
+def _status_line(status: int) -> bytes:
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        line = _STATUS_LINES[status] = b"HTTP/1.1 %d %s\r\n" % (status, reason_phrase(status))
+    return line
+
+
+class _Message:
+    """A request parsed from the wire: its head, its body so far, and whether it ended."""
+
+    __slots__ = ("body", "complete", "expect_100", "has_body", "keep_alive")
+
+    def __init__(self) -> None:
+        self.body: list[bytes] = []
+        self.complete = False
+        self.expect_100 = False
+        self.has_body = False
+        self.keep_alive = True
+
+
+class FastH11Connection:
+    """One HTTP/1.1 connection, sans-IO, parsed by httptools."""
+
+    def __init__(self, config: Config, info: ConnectionInfo, now: float) -> None:
+        self.config = config
+        self.info = info
+        self.closed = False
+        self._parser = httptools.HttpRequestParser(self)
+        self._out = bytearray()
+        self._stream: AnyStream | None = None  # the request being answered
+        self._message: _Message | None = None  # ... and its wire state
+        self._websocket: WSStream | None = None
+        self._new_streams: list[AnyStream] = []
+        self._requests = 0
+        self._shutting_down = False
+        self.upgrade: Optional[tuple[bytes, Request]] = None
+        self._unprocessed = b""  # bytes after a request that switched protocols
+        # Parsing state of the message on the wire (may be a pipelined one).
+        self._parsing: Optional[_Message] = None
+        self._parsing_stream: Optional[_Pending] = None
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._raw_headers: Optional[list[tuple[bytes, bytes]]] = None  # h11_pass_raw_headers
+        self._head_bytes = 0  # bytes of an incomplete head so far
+        self._in_head = False
+        self._pending: deque[_Pending] = deque()  # parsed requests waiting for their turn
+        self._pending_bytes = 0
+        self._discarding = False  # answered before the body ended: drop the rest
+        self._input_done = False  # a request without keep-alive ended: the rest is ignored
+        self._deferred: Optional[ProtocolError] = None  # malformed input behind the requests
+        # Response state
+        self._responding = False
+        self._chunked = False
+        self._suppress_body = False
+        self._close_after = False
+        self._remaining: Optional[int] = None  # Content-Length bytes still to send
+        self._body_withheld = False
+        self._client_11 = True
+        self._now = now
+        self._idle_since: float | None = now
+        self._idle_pending = False
+        self._head_started: float | None = None
+        self._last_body_data = now
+
+    # ---------------------------------------------------------------- backend interface
+    def receive_data(self, data: bytes, now: float) -> None:
+        if self.closed:
+            return
+        self._now = now
+        if self._websocket is not None:
+            stream = self._websocket
+            stream.handle(Data(stream.stream_id, data) if data else StreamClosed(stream.stream_id))
+            return
+        if not data:
+            self._peer_closed()
+            return
+        if self._input_done:
+            return  # after a request that closes the connection nothing more is read
+        self._last_body_data = now
+        if (
+            self._parsing is None
+            and not self._in_head
+            and self._head_started is None
+            and self._stream is None
+        ):
+            self._head_started = now
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            self._upgraded(data, int(str(upgrade.args[0]) if upgrade.args else len(data)))
+        except httptools.HttpParserInvalidMethodError:
+            self._fail(ProtocolError("unrecognized method"))
+        except httptools.HttpParserCallbackError as error:
+            cause = error.__context__
+            if not isinstance(cause, ProtocolError):
+                raise (cause or error) from None  # a bug: the driver logs it
+            self._fail(cause)
+        except httptools.HttpParserError as error:
+            if not self._input_done:
+                # llhttp refuses unknown codings before the head is complete (RFC 9112 6.1).
+                status = 501 if "invalid `transfer-encoding`" in str(error).lower() else 400
+                self._fail(ProtocolError("malformed request", status))
+        else:
+            if self._in_head:
+                self._head_bytes += len(data)
+                if self._head_bytes > self.config.h11_max_incomplete_size:
+                    self._fail(ProtocolError("request head too large", 431))
+
+    def connection_lost(self) -> None:
+        self.closed = True
+        if self._websocket is not None:
+            self._websocket.handle(StreamClosed(self._websocket.stream_id))
+        elif self._stream is not None:
+            self._stream.handle(StreamClosed(self._stream.stream_id))
+
+    def data_to_send(self) -> bytes:
+        data = bytes(self._out)
+        self._out.clear()
+        return data
+
+    def pop_streams_to_cancel(self) -> Sequence[AnyStream]:
+        return ()
+
+    def unprocessed_data(self) -> bytes:
+        return self._unprocessed
+
+    def pop_new_streams(self) -> Sequence[AnyStream]:
+        if not self._new_streams:
+            return ()
+        streams, self._new_streams = self._new_streams, []
+        return streams
+
+    @property
+    def wants_read(self) -> bool:
+        if self.closed or self._pending_bytes > self.config.h11_max_incomplete_size:
+            return False
+        stream = self._stream
+        return stream is None or stream.queued < self.config.max_app_queue_size
+
+    @property
+    def idle(self) -> bool:
+        return self._stream is None and self._websocket is None
+
+    def next_deadline(self, now: float) -> float | None:
+        if self.closed:
+            return None
+        if self._websocket is not None:
+            return self._websocket.next_deadline(now)
+        if self._idle_pending:
+            self._idle_pending = False
+            if self._idle_since is None:
+                self._idle_since = now
+        if self._stream is None:
+            if self._head_started is not None and self.config.request_header_timeout:
+                return self._head_started + self.config.request_header_timeout
+            if self._idle_since is not None:
+                return self._idle_since + self.config.keep_alive_timeout
+            return None
+        message = self._message
+        if message is not None and not message.complete and not self._body_withheld:
+            timeout = body_timeout(self.config)
+            if timeout:
+                return self._last_body_data + timeout
+        return None
+
+    def handle_timer(self, now: float) -> None:
+        self._now = now
+        if self._websocket is not None:
+            self._websocket.handle_timer(now)
+            return
+        deadline = self.next_deadline(now)
+        if deadline is None or now < deadline:
+            return
+        if self._stream is None:
+            if self._head_started is not None:
+                self._send_error_and_close(408)
+            else:
+                self.closed = True
+        else:  # the request body stalled
+            stream = self._stream
+            stream.handle(StreamClosed(stream.stream_id))
+            if isinstance(stream, HTTPStream) and stream.state.name in ("REQUEST", "STARTED"):
+                self._send_error_and_close(408)
+            self.closed = True
+
+    def begin_shutdown(self) -> None:
+        self._shutting_down = True
+        if self._websocket is not None:
+            self._websocket.begin_shutdown()
+        elif self._stream is None and self._requests > 0:
+            self.closed = True
+
+    # ---------------------------------------------------------------- httptools callbacks
+    def on_message_begin(self) -> None:
+        self._in_head = True
+        self._head_bytes = 0
+        self._url = b""
+        self._headers = []
+        if self.config.h11_pass_raw_headers:
+            self._raw_headers = []
+        if self._head_started is None and self._stream is None:
+            self._head_started = self._now
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if value[-1:] in (b" ", b"\t"):  # llhttp keeps trailing whitespace; it is not the value's
+            value = value.rstrip(b" \t")
+        self._headers.append((name.lower(), value))
+        if self._raw_headers is not None:
+            self._raw_headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        parser = self._parser
+        method = parser.get_method()
+        version = parser.get_http_version().encode("ascii")
+        target, has_body = check_request(self.config, method, self._url, self._headers, version)
+        message = _Message()
+        message.has_body = has_body
+        message.keep_alive = version == b"1.1" and parser.should_keep_alive()
+        headers = self._headers
+        if version == b"1.1":
+            for name, value in headers:
+                if name == b"expect" and value.lower() == b"100-continue":
+                    message.expect_100 = True
+        request = Request(
+            stream_id=0,
+            headers=self._raw_headers if self._raw_headers is not None else headers,
+            http_version=version.decode("ascii"),
+            method=method.decode("ascii"),
+            raw_path=target,
+        )
+        self._parsing = message
+        if self._stream is None and not self._pending and self.upgrade is None:
+            self._begin(request, message)
+        else:
+            pending = _Pending(request, message)
+            self._pending.append(pending)
+            self._parsing_stream = pending
+            self._pending_bytes += pending.size
+
+    def on_body(self, body: bytes) -> None:
+        message = self._parsing
+        if message is None:
+            return
+        message.expect_100 = False  # the client stopped waiting
+        if self._parsing_stream is not None:  # a pipelined request: kept for its turn
+            message.body.append(body)
+            self._parsing_stream.size += len(body)
+            self._pending_bytes += len(body)
+        elif self._discarding:
+            if body:
+                self.closed = True  # a body nobody reads: closing is cheaper than draining
+        elif self._stream is not None:
+            self._stream.handle(Body(self._stream.stream_id, body))
+
+    def on_message_complete(self) -> None:
+        message = self._parsing
+        self._parsing = None
+        if message is None:
+            return
+        message.complete = True
+        if not message.keep_alive:
+            self._input_done = True  # llhttp refuses what follows; nothing more is read
+        if self._parsing_stream is not None:
+            self._parsing_stream = None
+        elif self._discarding:
+            self._discarding = False
+            self._next_cycle_or_close()
+        elif self._stream is not None:
+            self._stream.handle(EndBody(self._stream.stream_id))
+
+    # ---------------------------------------------------------------- request cycle
+    def _begin(self, request: Request, message: _Message) -> None:
+        """Hand a request (just parsed, or pipelined and now due) to an application."""
+        self._requests += 1
+        request.stream_id = self._requests
+        self._head_started = None
+        self._idle_since = None
+        self._last_body_data = self._now
+        self._message = message
+        self._client_11 = request.http_version == "1.1"
+        self._responding = False
+        self._body_withheld = False
+        settings = h2c_settings(self.info, request.headers, message.has_body)
+        if settings is not None and request.http_version == "1.1":
+            self._out += H2C_SWITCH
+            request.stream_id = 1
+            request.http_version = "2"
+            request.headers = [(n, v) for n, v in request.headers if n not in H2C_DROPPED]
+            self.upgrade = (settings, request)
+            return
+        stream: AnyStream
+        if request.method == "GET" and is_websocket_upgrade(request):
+            try:
+                stream = WSStream(self.config, self.info, request, self._stream_event, self._now)
+            except HandshakeError as error:
+                self._send_error_and_close(error.status, error.headers)
+                return
+        else:
+            stream = HTTPStream(self.config, self.info, request, self._stream_event, self._now)
+        self._stream = stream
+        for chunk in message.body:
+            stream.handle(Body(stream.stream_id, chunk))
+        message.body = []
+        if message.complete:
+            stream.handle(EndBody(stream.stream_id))
+        if stream.admit():
+            self._new_streams.append(stream)
+
+    def _upgraded(self, data: bytes, offset: int) -> None:
+        """llhttp stops at a request with ``Upgrade`` (or CONNECT): what follows is not
+        HTTP/1.1 for it. Serve the request; the bytes after it are the new protocol's
+        (WebSocket, h2c), or, when the upgrade is ignored, the next HTTP/1.1 request."""
+        message = self._parsing
+        if message is not None and not message.complete:
+            # An upgrade request with a body: llhttp leaves the body unparsed.
+            self._fail(ProtocolError("a body on an Upgrade request"))
+            return
+        rest = data[offset:]
+        if self.upgrade is not None:
+            self._unprocessed = rest
+            return
+        stream = self._stream
+        if isinstance(stream, WSStream):
+            self._unprocessed = rest  # delivered after the 101
+            return
+        # An Upgrade we do not act on: carry on with HTTP/1.1 after this request.
+        self._parser = httptools.HttpRequestParser(self)
+        if rest:
+            self.receive_data(rest, self._now)
+
+    def _peer_closed(self) -> None:
+        if self._stream is not None:
+            self._stream.handle(StreamClosed(self._stream.stream_id))
+        elif self._in_head and not self._input_done:
+            self._send_error_and_close(400)  # the client ended in the middle of a head
+        self.closed = True
+
+    def _fail(self, error: ProtocolError) -> None:
+        """Malformed input: the application (if one runs) sees a disconnect; the client gets
+        the error status if no response has started; the connection closes. Input after a
+        complete request (pipelined) is answered in its turn, after the requests before it."""
+        message = self._message
+        if self._stream is not None and message is not None and message.complete:
+            self._deferred = error
+            self._input_done = True
+            return
+        if self._stream is not None:
+            self._stream.handle(StreamClosed(self._stream.stream_id))
+        self._send_error_and_close(error.status)
+
+    def _send_error_and_close(
+        self, status: int, headers: Sequence[tuple[bytes, bytes]] = ()
+    ) -> None:
+        if not self._responding:
+            self._out += error_response(self.config, status, headers)
+        self.closed = True
+
+    # ---------------------------------------------------------------- outbound
+    def _stream_event(self, event: Event) -> None:
+        if self.closed:
+            return
+        if isinstance(event, Response):
+            self._start_response(event)
+        elif isinstance(event, Body):
+            self._send_body(event.data)
+        elif isinstance(event, Trailers):
+            self._end_response(event.headers if self._chunked else None)
+        elif isinstance(event, EndBody):
+            if self._responding:
+                self._end_response(None)
+        elif isinstance(event, InformationalResponse):
+            self._send_informational(event)
+        elif isinstance(event, Data):  # WebSocket frames, after the 101
+            self._out += event.data
+        elif isinstance(event, (StreamClosed, EndData)):
+            self.closed = True
+
+    def _start_response(self, event: Response) -> None:
+        message = self._message
+        assert message is not None and self._stream is not None
+        self._responding = True
+        self._body_withheld = message.expect_100 and not message.complete
+        status = event.status_code
+        head_request = getattr(self._stream, "method", "GET") == "HEAD"
+        length: Optional[int] = None
+        lines = [_status_line(status)]
+        for name, value in event.headers:
+            if name == b"content-length":
+                if not value.isdigit():
+                    self.closed = True
+                    raise h11.LocalProtocolError("bad Content-Length")
+                length = int(value)
+                continue  # written with the framing below
+            elif name == b"transfer-encoding":
+                continue  # the framing is decided below
+            elif name == b"connection" and value.lower() == b"close":
+                self._close_after = True
+                continue
+            lines.append(b"%s: %s\r\n" % (name, value))
+        close = (
+            self._close_after
+            or not message.keep_alive
+            or self._shutting_down
+            or self._requests >= self.config.keep_alive_max_requests
+        )
+        self._suppress_body = head_request or status in (204, 304)
+        self._chunked = False
+        self._remaining = None
+        if status in (204, 304):
+            if length is not None:
+                lines.append(b"content-length: %d\r\n" % length)
+        elif length is not None:
+            lines.append(b"content-length: %d\r\n" % length)
+            self._remaining = length
+        elif self._client_11:
+            lines.append(b"transfer-encoding: chunked\r\n")
+            self._chunked = True
+        else:
+            close = True  # HTTP/1.0 without a length: the end of the body is the close
+        if close:
+            self._close_after = True
+            lines.append(b"connection: close\r\n")
+        lines.append(b"\r\n")
+        self._out += b"".join(lines)
+
+    def _send_body(self, data: bytes) -> None:
+        if not self._responding or not data or self._suppress_body:
+            return
+        if self._remaining is not None:
+            if len(data) > self._remaining:
+                self.closed = True
+                raise h11.LocalProtocolError("Too much data for declared Content-Length")
+            self._remaining -= len(data)
+            self._out += data
+        elif self._chunked:
+            self._out += b"%x\r\n%s\r\n" % (len(data), data)
+        else:
+            self._out += data
+
+    def _end_response(self, trailers: Optional[list[tuple[bytes, bytes]]]) -> None:
+        if not self._responding:
+            return
+        if self._remaining and not self._suppress_body:
+            self.closed = True
+            raise h11.LocalProtocolError("Too little data for declared Content-Length")
+        if self._chunked and not self._suppress_body:
+            if trailers:
+                self._out += b"0\r\n" + b"".join(b"%s: %s\r\n" % item for item in trailers)
+                self._out += b"\r\n"
+            else:
+                self._out += b"0\r\n\r\n"
+        self._responding = False
+        self._response_complete()
+
+    def _send_informational(self, event: InformationalResponse) -> None:
+        message = self._message
+        if message is None or self._responding:
+            return
+        if event.status_code == 100:
+            if not message.expect_100 or message.complete:
+                return
+            message.expect_100 = False
+        elif not self._client_11:
+            return  # HTTP/1.0 clients cannot take 1xx responses
+        lines = [_status_line(event.status_code)]
+        lines += [b"%s: %s\r\n" % item for item in event.headers]
+        lines.append(b"\r\n")
+        self._out += b"".join(lines)
+        if event.status_code == 101 and isinstance(self._stream, WSStream):
+            self._websocket = self._stream
+            leftover, self._unprocessed = self._unprocessed, b""
+            if leftover:
+                self._websocket.handle(Data(self._websocket.stream_id, leftover))
+
+    def _response_complete(self) -> None:
+        message = self._message
+        self._stream = None
+        if self._close_after:
+            self.closed = True
+            return
+        if message is not None and not message.complete:
+            if self._body_withheld or self._shutting_down:
+                self.closed = True
+                return
+            # Answered before the request was read to its end: only its end may follow.
+            self._discarding = True
+            self._idle_pending = True
+            return
+        self._next_cycle_or_close()
+
+    def _next_cycle_or_close(self) -> None:
+        if self._shutting_down or self._close_after:
+            self.closed = True
+            return
+        self._message = None
+        self._idle_since = None
+        self._idle_pending = True
+        if self._pending:
+            pending = self._pending.popleft()
+            self._pending_bytes -= pending.size
+            if self._parsing_stream is pending:
+                self._parsing_stream = None  # its body now goes straight to its stream
+            self._begin(pending.request, pending.message)
+            if self._deferred is not None and not pending.message.complete:
+                error, self._deferred = self._deferred, None
+                self._fail(error)  # the malformed input was this request's body
+        elif self._deferred is not None:
+            self._send_error_and_close(self._deferred.status)
+
+
+class _Pending:
+    """A request parsed while another was being answered; ``size`` counts its buffered
+    head and body bytes."""
+
+    __slots__ = ("message", "request", "size")
+
+    def __init__(self, request: Request, message: _Message) -> None:
+        self.request = request
+        self.message = message
+        self.size = len(request.raw_path) + sum(len(n) + len(v) for n, v in request.headers)
