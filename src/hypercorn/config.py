@@ -529,14 +529,17 @@ class Config(BaseSettings):
     @property
     def log(self) -> Logger:
         """The logger (an instance of ``logger_class``) built from this configuration."""
-        if self._log is None:
+        # Private attributes are read from pydantic's dict directly: its __getattr__
+        # fallback costs microseconds, and this runs per request.
+        log = self.__pydantic_private__["_log"]  # type: ignore[index]
+        if log is None:
             logger_class = self.logger_class
             if self.statsd_host is not None and logger_class is _default_logger_class():
                 from .statsd import StatsdLogger
 
                 logger_class = StatsdLogger
-            self._log = logger_class(self)
-        return self._log
+            log = self._log = logger_class(self)
+        return log  # type: ignore[no-any-return]
 
     @property
     def ssl_enabled(self) -> bool:
@@ -658,15 +661,16 @@ class Config(BaseSettings):
     def automatic_alt_svc(self) -> list[tuple[bytes, bytes]]:
         """``Alt-Svc`` for the QUIC listeners' ports (a port 0, fd:// or unix: bind has no
         port to advertise; set ``alt_svc_headers`` for those, or for a published port)."""
-        if self._alt_svc is None:
+        alt_svc = self.__pydantic_private__["_alt_svc"]  # type: ignore[index]
+        if alt_svc is None:
             ports = []
             for bind in self.quic_bind:
                 kind, target = parse_bind(bind)
                 if kind == "inet" and isinstance(target, tuple) and target[1]:
                     ports.append(target[1])
             value = ", ".join(f'h3=":{port}"; ma=86400' for port in dict.fromkeys(ports))
-            self._alt_svc = [(b"alt-svc", value.encode("ascii"))] if value else []
-        return self._alt_svc
+            alt_svc = self._alt_svc = [(b"alt-svc", value.encode("ascii"))] if value else []
+        return alt_svc  # type: ignore[no-any-return]
 
     def create_quic_configuration(self) -> Any:
         """The aioquic server configuration for the QUIC listeners (HTTP/3 over TLS 1.3)."""
@@ -695,9 +699,10 @@ class Config(BaseSettings):
         """The current IMF-fixdate, cached for the second (``hypercorn.config.time`` is read
         each call so tests can replace it)."""
         second = int(time())
-        if self._date_cache[0] != second or not self._date_cache[1]:
-            self._date_cache = (second, formatdate(second, usegmt=True).encode("ascii"))
-        return self._date_cache[1]
+        cached = self.__pydantic_private__["_date_cache"]  # type: ignore[index]
+        if cached[0] != second or not cached[1]:
+            cached = self._date_cache = (second, formatdate(second, usegmt=True).encode("ascii"))
+        return cached[1]  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------------ alternative constructors
     @classmethod

@@ -50,7 +50,7 @@ class TCPServer(AppRunner, asyncio.Protocol):
         self._reading = True
         self._closing = False
         self._timer: asyncio.TimerHandle | None = None
-        self._deadline: float | None = None
+        self._deadline = 0.0  # when the timer (if any) fires
         self._tasks: dict[AnyStream, asyncio.Task[None]] = {}
         self._counted_as: str | None = None
         self._refused = False  # over max_connections: closed at once
@@ -175,14 +175,15 @@ class TCPServer(AppRunner, asyncio.Protocol):
         elif self._reading:
             self._reading = False
             transport.pause_reading()
+        # One timer at the earliest deadline, moved only when a deadline comes sooner: with
+        # keep-alive the deadline moves later on every request, and rescheduling each time
+        # costs more than an early wake-up (which re-arms at the real deadline).
         deadline = core.next_deadline(self.loop.time())
-        if deadline != self._deadline or (deadline is not None and self._timer is None):
+        if deadline is not None and (self._timer is None or deadline < self._deadline):
             if self._timer is not None:
                 self._timer.cancel()
-                self._timer = None
             self._deadline = deadline
-            if deadline is not None:
-                self._timer = self.loop.call_at(deadline, self._on_timer)
+            self._timer = self.loop.call_at(deadline, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
