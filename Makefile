@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint format certs conformance docs image image-test bench clean help
+.PHONY: run test lint format certs conformance docs image image-test bench fuzz soak clean help
 
 help:
 	@echo "make run    serve the demo app (app/) on http://127.0.0.1:8000"
@@ -16,6 +16,8 @@ help:
 	@echo "make image / image-test  build the container image / build and check it for real"
 	@echo "make docs   regenerate the README's configuration table from the Config model"
 	@echo "make bench  HTTP/1.1 benchmark side by side with uvicorn, Granian and bare uvloop"
+	@echo "make fuzz   long property-based runs of the protocol core (not in make test)"
+	@echo "make soak   10 minutes of mixed traffic; RSS and open files must stay flat"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -69,3 +71,13 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+
+# Long property-based runs of the protocol core (100x the examples `make test` runs).
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -p no:cacheprovider --timeout=0 -q \
+		tests/unit/test_fuzz_core.py tests/unit/test_h1_differential.py tests/unit/test_h11_core.py
+
+# 10 minutes of mixed HTTP/1.1, HTTP/2 and WebSocket traffic with random disconnects against
+# a real server; fails if its RSS or open files grow after warm-up or its log shows errors.
+soak: $(STAMP)
+	$(PY) tests/soak/soak.py --duration $${SOAK_SECONDS:-600}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import sys
 import threading
@@ -16,6 +17,14 @@ from hypercorn.config import Config
 from hypercorn.utils import wrap_app
 
 BACKENDS = ["asyncio", "uvloop", "trio"]
+
+# `make fuzz` sets HYPOTHESIS_PROFILE=fuzz: the property tests run many more examples.
+FUZZ = os.environ.get("HYPOTHESIS_PROFILE") == "fuzz"
+
+
+def examples(count: int) -> int:
+    """``max_examples`` for a property test: ``count`` in ``make test``, 100x under fuzz."""
+    return count * 100 if FUZZ else count
 
 
 class RunningServer:

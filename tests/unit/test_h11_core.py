@@ -14,6 +14,7 @@ from hypercorn.config import Config
 from hypercorn.protocol import ConnectionInfo
 from hypercorn.protocol.h11 import H11Connection
 from hypercorn.protocol.http_stream import HTTPStream
+from tests.conftest import examples
 
 
 @pytest.fixture(autouse=True)
@@ -207,7 +208,7 @@ def test_pipelined_requests_are_answered_in_order() -> None:
     assert [body for _, body in responses] == [b"one", b"two"]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     body=st.binary(max_size=300),
     chunked=st.booleans(),
@@ -251,7 +252,7 @@ def test_any_split_of_a_request_gives_the_same_request(
     assert stream.body_complete
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     paths=st.lists(st.from_regex(r"/[a-z0-9]{0,8}", fullmatch=True), min_size=1, max_size=6),
     cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=10),

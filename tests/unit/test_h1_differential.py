@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from hypercorn.config import Config
 from hypercorn.protocol import ConnectionInfo
 from hypercorn.protocol.h11 import H11Connection
+from tests.conftest import examples
 
 httptools = pytest.importorskip("httptools")
 from hypercorn.protocol.h1common import KNOWN_METHODS  # noqa: E402
@@ -183,7 +184,7 @@ def split(raw: bytes, cuts: list[int]) -> list[bytes]:
     return [raw[a:b] for a, b in zip([0, *points], [*points, len(raw)], strict=True) if b > a]
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(requests(), min_size=1, max_size=4), st.lists(st.integers(0, 10_000), max_size=6))
 def test_same_requests_and_responses(batch: list[tuple[bytes, str]], cuts: list[int]) -> None:
     raw = b"".join(request for request, _ in batch)
@@ -231,7 +232,7 @@ def test_same_answer_to_malformed_input(raw: bytes, cut: int | None) -> None:
     assert statuses and int(statuses[-1]) in (400, 405, 431, 501), out
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(requests(), min_size=1, max_size=3),
     st.lists(st.tuples(st.integers(0, 10_000), st.binary(max_size=3)), min_size=1, max_size=3),

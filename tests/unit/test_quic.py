@@ -225,3 +225,30 @@ def test_scope_reports_tls13_and_connection_addresses(
     assert stream.scope["extensions"]["tls"]["tls_version"] == 0x0304
     assert stream.scope["server"] == SERVER_ADDR
     assert (b"host", b"example.test") in stream.scope["headers"]
+
+
+def test_a_forged_initial_leaves_no_state(config: Config, tls_files: dict[str, str]) -> None:
+    pair = Pair(config, tls_files["ca"])
+    for _ in range(100):
+        packet = bytes([0xC0]) + int(QuicProtocolVersion.VERSION_1).to_bytes(4, "big")
+        packet += b"\x08" + os.urandom(8) + b"\x08" + os.urandom(8) + os.urandom(1200)
+        pair.endpoint.receive_datagram(packet, CLIENT_ADDR, pair.now)
+    assert pair.endpoint.connections == 0
+    assert pair.endpoint.datagrams_to_send(pair.now) == []
+
+
+def test_idle_connection_ends_after_keep_alive_timeout(
+    config: Config, tls_files: dict[str, str]
+) -> None:
+    config.keep_alive_timeout = 3
+    pair = Pair(config, tls_files["ca"])
+    quic, _, addr = pair.client()
+    pair.pump(quic, addr)
+    assert pair.endpoint.connections == 1
+    pair.now += 2
+    pair.endpoint.handle_timer(pair.now)
+    assert pair.endpoint.connections == 1  # not yet
+    pair.now += 10  # the client says nothing: QUIC's idle timeout ends it
+    pair.endpoint.handle_timer(pair.now)
+    pair.endpoint.handle_timer(pair.now + 1)
+    assert pair.endpoint.connections == 0

@@ -268,7 +268,10 @@ class FastH11Connection:
     def on_header(self, name: bytes, value: bytes) -> None:
         if value[-1:] in (b" ", b"\t"):  # llhttp keeps trailing whitespace; it is not the value's
             value = value.rstrip(b" \t")
-        self._headers.append((name.lower(), value))
+        lowered = name.lower()
+        if lowered == b"transfer-encoding":
+            value = value.lower()  # as h11 gives it (the coding is case-insensitive)
+        self._headers.append((lowered, value))
         if self._raw_headers is not None:
             self._raw_headers.append((name, value))
 

@@ -108,6 +108,11 @@ class BoundedQuicConnection(QuicConnection):
         stream = self._streams.get(stream_id)
         return 0 if stream is None else len(stream.sender._buffer)
 
+    def decrypted_a_packet(self) -> bool:
+        """True once a packet from the peer was authenticated (aioquic records the peer's
+        connection ID then); garbage that merely looks like an Initial never gets here."""
+        return self._peer_cid.sequence_number is not None
+
     def all_acknowledged(self) -> bool:
         """True when the peer has acknowledged every byte written to every stream."""
         return all(not stream.sender._buffer for stream in self._streams.values())

@@ -8,8 +8,9 @@ connection registers the IDs it issues and forgets retired ones). A datagram for
 starts a connection only if it is a full-size Initial packet (RFC 9000 14.1) of a supported
 version; an unsupported version is answered with Version Negotiation; anything else is dropped
 (a packet for a connection another worker holds, or one that has ended: the client's idle timer
-deals with it). At most ``max_connections`` connections exist at once; Initial packets beyond
-that are dropped, so a flood of handshakes costs one header parse each.
+deals with it). An Initial that does not decrypt leaves no state behind. At most
+``max_connections`` connections exist at once; Initial packets beyond that are dropped, so a
+flood of handshakes costs one header parse each.
 """
 
 from __future__ import annotations
@@ -85,7 +86,12 @@ class QuicEndpoint:
             session = self._new_session(header, data, addr)
             if session is None:
                 return
-        session.quic.receive_datagram(data, addr, now)
+            session.quic.receive_datagram(data, addr, now)
+            if not session.quic.decrypted_a_packet():
+                self._remove(session)  # a forged or corrupt Initial: no state is kept for it
+                return
+        else:
+            session.quic.receive_datagram(data, addr, now)
         self._process(session, now)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
