@@ -51,10 +51,14 @@ image:
 
 # Builds and runs the image for real with the shared checker (hadolint, yamllint, compose,
 # Kubernetes schemas, build, serve, non-root, SIGTERM, read-only hardened run, compose up).
-image-test:
+# The shared checker (static checks, build, serve, non-root, SIGTERM, hardened run, compose),
+# then this repository's protocol checks against the image it built (h2c, TLS/h2, Alt-Svc,
+# HTTP/3, the fast-path extras).
+image-test: $(STAMP)
 	CTX=. K8S_DIR=deploy/kubernetes \
 	  SERVE_ENV="HYPERCORN_BIND=127.0.0.1:8123 HYPERCORN_ADMIN_BIND=127.0.0.1:9123" \
 	  bash $${CONTAINER_CHECK:-../shared/container/ci-container-check.sh}
+	PY=$(PY) bash deploy/checks/protocols.sh
 
 # Side by side with uvicorn[standard], Granian and a bare uvloop protocol (bench/run.py).
 bench: $(STAMP)

@@ -1,12 +1,16 @@
-"""Side-by-side HTTP/1.1 keep-alive benchmark: this server against uvicorn[standard]
-(httptools + uvloop), Granian (ASGI interface) and a bare uvloop protocol, in one run.
+"""Side-by-side benchmarks: this server against uvicorn[standard] (httptools + uvloop),
+Granian and (for keep-alive) a bare uvloop protocol, in one run. Scenarios: HTTP/1.1
+keep-alive and Connection: close hello world (wrk -c64), 1 MiB download and 1 MiB upload echo
+(wrk -c16), WSGI hello world, WebSocket echo (bench/ws_load.py, 16 connections) and h2c
+(h2load -c32 -m10; uvicorn has no HTTP/2).
 
-    python bench/run.py [--duration 5] [--rounds 3] [--connections 64]
+    python bench/run.py [--duration 5] [--rounds 3] [--scenarios keep-alive,h2c,...]
 
-Each server runs one worker pinned to CPU 0 (`taskset`), wrk runs pinned to CPU 1, on
+Each server runs one worker pinned to CPU 0 (`taskset`), the load runs pinned to CPU 1, on
 loopback; rounds are interleaved (A B C D, A B C D, ...) so drift hits every server alike;
 the table shows medians and each server's ratio to this one. Reference servers are installed
-in their own virtualenvs under bench/.venvs (never Hypercorn itself). Needs wrk and taskset.
+in their own virtualenvs under bench/.venvs (never Hypercorn itself). Needs wrk, h2load and
+taskset.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -45,20 +50,61 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def commands(port: int) -> dict[str, list[str]]:
+def commands(port: int, wsgi: bool = False) -> dict[str, list[str]]:
     ours = ROOT / ".venv" / "bin" / "python"
+    module = "hello_wsgi:app" if wsgi else "hello:app"
+    apps = str(HERE / "apps")
     return {
         "hypercorn": [str(ours), "-m", "hypercorn", "-w", "0", "-k", "uvloop",
-                      "-b", f"127.0.0.1:{port}", "--app-dir", str(HERE / "apps"), "hello:app"],
-        "uvicorn": [str(venv_python("uvicorn")), "-m", "uvicorn", "--app-dir",
-                    str(HERE / "apps"), "--host", "127.0.0.1", "--port", str(port),
-                    "--loop", "uvloop", "--http", "httptools", "--no-access-log",
-                    "--log-level", "warning", "hello:app"],
-        "granian": [str(venv_python("granian").parent / "granian"), "--interface", "asgi",
-                    "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-                    "--working-dir", str(HERE / "apps"), "hello:app"],
+                      "-b", f"127.0.0.1:{port}", "--app-dir", apps,
+                      *(["--mode", "wsgi"] if wsgi else []), module],
+        "uvicorn": [str(venv_python("uvicorn")), "-m", "uvicorn", "--app-dir", apps,
+                    "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
+                    "--http", "httptools", "--ws", "websockets", "--no-access-log",
+                    "--log-level", "warning", *(["--interface", "wsgi"] if wsgi else []),
+                    module],
+        "granian": [str(venv_python("granian").parent / "granian"), "--interface",
+                    "wsgi" if wsgi else "asgi", "--host", "127.0.0.1", "--port", str(port),
+                    "--workers", "1", "--working-dir", apps, module],
         "bare uvloop": [str(ours), str(HERE / "apps" / "bare_uvloop.py"), str(port)],
     }
+
+
+def wrk(path: str, connections: int, *extra: str) -> Callable[[int, int], list[str]]:
+    def command(port: int, duration: int) -> list[str]:
+        return ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", *extra,
+                f"http://127.0.0.1:{port}{path}"]
+    return command
+
+
+def h2load(port: int, duration: int) -> list[str]:
+    return ["h2load", "-c32", "-m10", "-t1", f"-D{duration}", f"http://127.0.0.1:{port}/"]
+
+
+def ws_load(port: int, duration: int) -> list[str]:
+    return [str(ROOT / ".venv" / "bin" / "python"), str(HERE / "ws_load.py"), str(port), "16",
+            str(duration)]
+
+
+RATE = {
+    "wrk": r"Requests/sec:\s+([\d.]+)",
+    "h2load": r"finished in [\d.]+\w+, ([\d.]+) req/s",
+    "ws": r"Messages/sec:\s+([\d.]+)",
+}
+# name: (load command, rate pattern, servers, WSGI app?)
+SCENARIOS: dict[str, tuple[Callable[[int, int], list[str]], str, list[str], bool]] = {
+    "keep-alive": (wrk("/", 64), RATE["wrk"],
+                   ["hypercorn", "uvicorn", "granian", "bare uvloop"], False),
+    "connection-close": (wrk("/", 64, "-H", "Connection: close"), RATE["wrk"],
+                         ["hypercorn", "uvicorn", "granian"], False),
+    "download-1mib": (wrk("/1mib", 16), RATE["wrk"], ["hypercorn", "uvicorn", "granian"], False),
+    "upload-1mib": (wrk("/echo", 16, "-s", str(HERE / "apps" / "post1mib.lua")), RATE["wrk"],
+                    ["hypercorn", "uvicorn", "granian"], False),
+    "wsgi": (wrk("/", 64), RATE["wrk"], ["hypercorn", "uvicorn", "granian"], True),
+    "websocket": (ws_load, RATE["ws"], ["hypercorn", "uvicorn", "granian"], False),
+    # uvicorn has no HTTP/2; Granian speaks h2c only with --http 2
+    "h2c": (h2load, RATE["h2load"], ["hypercorn", "granian"], False),
+}
 
 
 def wait_listening(port: int, timeout: float = 30) -> None:
@@ -73,21 +119,24 @@ def wait_listening(port: int, timeout: float = 30) -> None:
             time.sleep(0.1)
 
 
-def measure(name: str, duration: int, connections: int) -> float:
+def measure(scenario: str, name: str, duration: int) -> float:
+    load, pattern, _, wsgi = SCENARIOS[scenario]
     port = free_port()
-    command = ["taskset", "-c", "0", *commands(port)[name]]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = commands(port, wsgi)[name]
+    if scenario == "h2c" and name == "granian":
+        command = [*command[:1], "--http", "2", *command[1:]]
+    server = subprocess.Popen(["taskset", "-c", "0", *command],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_listening(port)
-        subprocess.run(["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", "-d1s",
-                        f"http://127.0.0.1:{port}/"], capture_output=True, check=True)  # warm-up
-        result = subprocess.run(
-            ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{duration}s",
-             f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True)
-        match = re.search(r"Requests/sec:\s+([\d.]+)", result.stdout)
-        errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", result.stdout)
-        if errors:
-            print(f"  {name}: {errors.group(0)}", file=sys.stderr)
+        subprocess.run(["taskset", "-c", "1", *load(port, 1)], capture_output=True)  # warm-up
+        result = subprocess.run(["taskset", "-c", "1", *load(port, duration)],
+                                capture_output=True, text=True)
+        match = re.search(pattern, result.stdout)
+        errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)|"
+                           r"(\d+) failed", result.stdout)
+        if errors and errors.group(0) != "0 failed":
+            print(f"  {scenario} {name}: {errors.group(0)}", file=sys.stderr)
         return float(match.group(1)) if match else 0.0
     finally:
         server.terminate()
@@ -101,29 +150,42 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS),
+                        help="comma-separated, from: " + ", ".join(SCENARIOS))
     options = parser.parse_args()
-    for tool in ("wrk", "taskset"):
+    for tool in ("wrk", "taskset", "h2load"):
         if shutil.which(tool) is None:
             print(f"bench: {tool} is not installed", file=sys.stderr)
             return 1
-    names = list(commands(0))
-    results: dict[str, list[float]] = {name: [] for name in names}
-    for round_number in range(options.rounds):
-        for name in names:
-            results[name].append(measure(name, options.duration, options.connections))
-            print(f"round {round_number + 1}: {name}: {results[name][-1]:.0f} req/s",
-                  file=sys.stderr)
-    medians = {name: statistics.median(values) for name, values in results.items()}
-    ours = medians["hypercorn"]
-    print(f"\nHTTP/1.1 keep-alive hello world, wrk -t1 -c{options.connections} "
-          f"-d{options.duration}s, {options.rounds} interleaved rounds, one worker on CPU 0, "
-          f"wrk on CPU 1 ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs)\n")
-    print("| server | median req/s | hypercorn / server |")
-    print("|---|---:|---:|")
-    for name in names:
-        ratio = ours / medians[name] if medians[name] else float("nan")
-        print(f"| {name} | {medians[name]:.0f} | {ratio:.2f} |")
+    print(f"\n{options.rounds} interleaved rounds of {options.duration}s per server, one worker "
+          f"on CPU 0, the load generator on CPU 1 ({time.strftime('%Y-%m-%d')}, "
+          f"{os.cpu_count()} CPUs). Rates are requests/s (messages/s for websocket); the "
+          f"ratio is hypercorn's rate over the server's.\n")
+    print("| scenario | " + " | ".join(["hypercorn", "uvicorn", "granian", "bare uvloop"])
+          + " | vs best reference |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for scenario in options.scenarios.split(","):
+        servers = SCENARIOS[scenario][2]
+        results: dict[str, list[float]] = {name: [] for name in servers}
+        for round_number in range(options.rounds):
+            for name in servers:
+                results[name].append(measure(scenario, name, options.duration))
+                print(f"{scenario} round {round_number + 1}: {name}: {results[name][-1]:.0f}",
+                      file=sys.stderr)
+        medians = {name: statistics.median(values) for name, values in results.items()}
+        ours = medians["hypercorn"]
+        best = max((medians[n] for n in ("uvicorn", "granian") if n in medians), default=0)
+        cells = []
+        for name in ["hypercorn", "uvicorn", "granian", "bare uvloop"]:
+            if name not in medians:
+                cells.append("n/a")
+            elif name == "hypercorn":
+                cells.append(f"{ours:.0f}")
+            else:
+                ratio = ours / medians[name] if medians[name] else float("nan")
+                cells.append(f"{medians[name]:.0f} ({ratio:.2f}x)")
+        verdict = f"{ours / best:.2f}x" if best else "n/a"
+        print(f"| {scenario} | " + " | ".join(cells) + f" | {verdict} |", flush=True)
     return 0
 
 

@@ -245,10 +245,12 @@ def write_pid_file(pid_path: str) -> None:
 
 
 def parse_socket_addr(family: int, address: Any) -> tuple[str, int] | None:
-    """Return ``(host, port)`` for an IPv4/IPv6 address, ``None`` for other families."""
-    if family == socket.AF_INET:
-        return (address[0], address[1])
-    if family == socket.AF_INET6:
+    """Return ``(host, port)`` for an IPv4/IPv6 address, ``None`` for other families and for
+    no address (uvloop reports none for a peer that reset the connection before it was
+    handed over)."""
+    if address is None:
+        return None
+    if family in (socket.AF_INET, socket.AF_INET6):
         return (address[0], address[1])
     return None
 

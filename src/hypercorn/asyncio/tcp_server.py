@@ -64,10 +64,19 @@ class TCPServer(AppRunner, asyncio.Protocol):
             log_refusal(self.config, "TCP", self.context.refused_connections)
             transport.abort()
             return
-        info = transport_info(transport, self.context.lifespan_state)
-        ssl_object = transport.get_extra_info("ssl_object")
-        alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
-        self.core = HTTPConnection(self.config, info, self.loop.time(), alpn)
+        try:
+            info = transport_info(transport, self.context.lifespan_state)
+            ssl_object = transport.get_extra_info("ssl_object")
+            alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+            self.core = HTTPConnection(self.config, info, self.loop.time(), alpn)
+        except Exception:  # a bug must cost this connection only, and say so
+            self.context.tcp_connections -= 1
+            self._closing = self._refused = True
+            error_logger = self.config.log.error_logger
+            if error_logger is not None:
+                error_logger.exception("Internal error accepting a connection; closing it")
+            transport.abort()
+            return
         self.context.connections.add(self)
         if self.context.shutting_down:
             self.core.begin_shutdown()

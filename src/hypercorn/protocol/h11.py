@@ -22,7 +22,7 @@ Hypercorn).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import h11
 
@@ -42,7 +42,7 @@ from .events import (
 from .h1common import (
     H2C_DROPPED,
     H2C_SWITCH,
-    body_timeout,
+    HTTP11Base,
     check_request,
     error_response,
     h2c_settings,
@@ -59,36 +59,20 @@ if TYPE_CHECKING:
 MAX_CHUNK_SIZE = 2**64
 
 
-class H11Connection:
+class H11Connection(HTTP11Base):
     """One HTTP/1.1 connection, sans-IO."""
 
     def __init__(self, config: Config, info: ConnectionInfo, now: float) -> None:
-        self.config = config
-        self.info = info
-        self.closed = False
+        super().__init__(config, info, now)
         self._h11 = h11.Connection(
             h11.SERVER, max_incomplete_event_size=config.h11_max_incomplete_size
         )
-        self._out = bytearray()
-        self._stream: AnyStream | None = None
-        # After a WebSocket upgrade the connection carries only that session's bytes.
-        self._websocket: WSStream | None = None
-        self._new_streams: list[AnyStream] = []
-        self._requests = 0
-        self._shutting_down = False
-        # Set when the client asked to switch to h2c: (HTTP2-Settings value, the request).
-        self.upgrade: Optional[tuple[bytes, Request]] = None
         self._processing = False
         # Answered a request whose client waits for 100-continue: its body never comes.
         self._body_withheld = False
         self._paused = False  # h11 holds pipelined bytes until the current response ends
         self._held_bytes = 0
         self._chunked = False
-        self._now = now
-        self._idle_since: float | None = now
-        self._idle_pending = False  # a response just completed; idle starts at the next ``now``
-        self._head_started: float | None = None
-        self._last_body_data = now
 
     # ---------------------------------------------------------------- backend interface
     def receive_data(self, data: bytes, now: float) -> None:
@@ -106,92 +90,19 @@ class H11Connection:
                 self._held_bytes += len(data)
         self._process(now)
 
-    def connection_lost(self) -> None:
-        self.closed = True
-        if self._websocket is not None:
-            self._websocket.handle(StreamClosed(self._websocket.stream_id))
-        elif self._stream is not None:
-            self._stream.handle(StreamClosed(self._stream.stream_id))
-
-    def data_to_send(self) -> bytes:
-        data = bytes(self._out)
-        self._out.clear()
-        return data
-
-    def pop_streams_to_cancel(self) -> Sequence[AnyStream]:
-        return ()
-
     def unprocessed_data(self) -> bytes:
         """Bytes received after the request that switched protocols."""
         return bytes(self._h11.trailing_data[0])
-
-    def pop_new_streams(self) -> Sequence[AnyStream]:
-        if not self._new_streams:
-            return ()
-        streams, self._new_streams = self._new_streams, []
-        return streams
 
     @property
     def wants_read(self) -> bool:
         if self.closed or self._held_bytes > self.config.h11_max_incomplete_size:
             return False
-        stream = self._stream
-        return stream is None or stream.queued < self.config.max_app_queue_size
+        return self._app_has_room()
 
-    @property
-    def idle(self) -> bool:
-        return self._stream is None and self._websocket is None
-
-    def next_deadline(self, now: float) -> float | None:
-        if self.closed:
-            return None
-        if self._websocket is not None:
-            return self._websocket.next_deadline(now)
-        if self._idle_pending:
-            self._idle_pending = False
-            if self._idle_since is None:
-                self._idle_since = now
-        if self._stream is None:
-            if self._head_started is not None and self.config.request_header_timeout:
-                return self._head_started + self.config.request_header_timeout
-            if self._idle_since is not None:
-                return self._idle_since + self.config.keep_alive_timeout
-            return None
-        if not self._stream.body_complete and self._h11.their_state is h11.SEND_BODY:
-            timeout = body_timeout(self.config)
-            if timeout:
-                return self._last_body_data + timeout
-        return None
-
-    def handle_timer(self, now: float) -> None:
-        self._now = now
-        if self._websocket is not None:
-            self._websocket.handle_timer(now)
-            return
-        deadline = self.next_deadline(now)
-        if deadline is None or now < deadline:
-            return
-        if self._stream is None:
-            if self._head_started is not None:
-                self._send_error_and_close(408)
-            else:
-                self.closed = True
-        else:  # the request body stalled
-            stream = self._stream
-            stream.handle(StreamClosed(stream.stream_id))
-            if isinstance(stream, HTTPStream) and stream.state.name in ("REQUEST", "STARTED"):
-                self._send_error_and_close(408)
-            self.closed = True
-
-    def begin_shutdown(self) -> None:
-        self._shutting_down = True
-        if self._websocket is not None:
-            self._websocket.begin_shutdown()  # close 1001; the connection ends with the session
-        elif self._stream is None and self._requests > 0:
-            # An idle keep-alive connection: clients expect these to close and retry. A
-            # connection that has not sent its first request yet gets it answered instead
-            # (with Connection: close), so a drain never refuses a request.
-            self.closed = True
+    def _awaiting_body(self) -> bool:
+        assert self._stream is not None
+        return not self._stream.body_complete and self._h11.their_state is h11.SEND_BODY
 
     # ---------------------------------------------------------------- inbound
     def _process(self, now: float) -> None:

@@ -27,8 +27,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Optional
 
 from .errors import HeadersTooLarge, MethodNotAllowed, ProtocolError
-from .http_stream import reason_phrase
+from .events import Request, StreamClosed
+from .http_stream import HTTPStream, reason_phrase
 from .selection import SUPPORTED_ALPN
+from .ws_stream import AnyStream, WSStream
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -155,3 +157,116 @@ def error_response(
     head.append(b"content-type: text/plain; charset=utf-8\r\n")
     head.append(b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body))
     return b"".join(head) + body
+
+
+class HTTP11Base:
+    """What both HTTP/1.1 adapters share: the backend interface around one request at a time
+    (or a WebSocket session after a 101), and the deadlines of the module docstring of
+    :mod:`hypercorn.protocol.h11`. Subclasses parse and frame; they provide ``wants_read``,
+    ``_awaiting_body`` (a request body is still arriving) and ``_send_error_and_close``."""
+
+    def __init__(self, config: Config, info: ConnectionInfo, now: float) -> None:
+        self.config = config
+        self.info = info
+        self.closed = False
+        self._out = bytearray()
+        self._stream: AnyStream | None = None  # the request being answered
+        self._websocket: WSStream | None = None  # after a 101: the connection is its
+        self._new_streams: list[AnyStream] = []
+        self._requests = 0
+        self._shutting_down = False
+        # Set when the client asked to switch to h2c: (HTTP2-Settings value, the request).
+        self.upgrade: Optional[tuple[bytes, Request]] = None
+        self._now = now
+        self._idle_since: float | None = now
+        self._idle_pending = False  # a response just completed; idle starts at the next ``now``
+        self._head_started: float | None = None
+        self._last_body_data = now
+
+    def _awaiting_body(self) -> bool:
+        raise NotImplementedError
+
+    def _send_error_and_close(
+        self, status: int, headers: Sequence[tuple[bytes, bytes]] = ()
+    ) -> None:
+        raise NotImplementedError
+
+    def connection_lost(self) -> None:
+        self.closed = True
+        if self._websocket is not None:
+            self._websocket.handle(StreamClosed(self._websocket.stream_id))
+        elif self._stream is not None:
+            self._stream.handle(StreamClosed(self._stream.stream_id))
+
+    def data_to_send(self) -> bytes:
+        data = bytes(self._out)
+        self._out.clear()
+        return data
+
+    def pop_streams_to_cancel(self) -> Sequence[AnyStream]:
+        return ()
+
+    def pop_new_streams(self) -> Sequence[AnyStream]:
+        if not self._new_streams:
+            return ()
+        streams, self._new_streams = self._new_streams, []
+        return streams
+
+    def _app_has_room(self) -> bool:
+        stream = self._stream
+        return stream is None or stream.queued < self.config.max_app_queue_size
+
+    @property
+    def idle(self) -> bool:
+        return self._stream is None and self._websocket is None
+
+    def next_deadline(self, now: float) -> float | None:
+        if self.closed:
+            return None
+        if self._websocket is not None:
+            return self._websocket.next_deadline(now)
+        if self._idle_pending:
+            self._idle_pending = False
+            if self._idle_since is None:
+                self._idle_since = now
+        if self._stream is None:
+            if self._head_started is not None and self.config.request_header_timeout:
+                return self._head_started + self.config.request_header_timeout
+            if self._idle_since is not None:
+                return self._idle_since + self.config.keep_alive_timeout
+            return None
+        if self._awaiting_body():
+            timeout = body_timeout(self.config)
+            if timeout:
+                return self._last_body_data + timeout
+        return None
+
+    def handle_timer(self, now: float) -> None:
+        self._now = now
+        if self._websocket is not None:
+            self._websocket.handle_timer(now)
+            return
+        deadline = self.next_deadline(now)
+        if deadline is None or now < deadline:
+            return
+        if self._stream is None:
+            if self._head_started is not None:
+                self._send_error_and_close(408)
+            else:
+                self.closed = True
+        else:  # the request body stalled
+            stream = self._stream
+            stream.handle(StreamClosed(stream.stream_id))
+            if isinstance(stream, HTTPStream) and stream.state.name in ("REQUEST", "STARTED"):
+                self._send_error_and_close(408)
+            self.closed = True
+
+    def begin_shutdown(self) -> None:
+        self._shutting_down = True
+        if self._websocket is not None:
+            self._websocket.begin_shutdown()  # close 1001; the connection ends with the session
+        elif self._stream is None and self._requests > 0:
+            # An idle keep-alive connection: clients expect these to close and retry. A
+            # connection that has not sent its first request yet gets it answered instead
+            # (with Connection: close), so a drain never refuses a request.
+            self.closed = True

@@ -44,7 +44,7 @@ from .events import (
 from .h1common import (
     H2C_DROPPED,
     H2C_SWITCH,
-    body_timeout,
+    HTTP11Base,
     check_request,
     error_response,
     h2c_settings,
@@ -79,22 +79,13 @@ class _Message:
         self.keep_alive = True
 
 
-class FastH11Connection:
+class FastH11Connection(HTTP11Base):
     """One HTTP/1.1 connection, sans-IO, parsed by httptools."""
 
     def __init__(self, config: Config, info: ConnectionInfo, now: float) -> None:
-        self.config = config
-        self.info = info
-        self.closed = False
+        super().__init__(config, info, now)
         self._parser = httptools.HttpRequestParser(self)
-        self._out = bytearray()
-        self._stream: AnyStream | None = None  # the request being answered
-        self._message: _Message | None = None  # ... and its wire state
-        self._websocket: WSStream | None = None
-        self._new_streams: list[AnyStream] = []
-        self._requests = 0
-        self._shutting_down = False
-        self.upgrade: Optional[tuple[bytes, Request]] = None
+        self._message: _Message | None = None  # the wire state of the request answered
         self._unprocessed = b""  # bytes after a request that switched protocols
         # Parsing state of the message on the wire (may be a pipelined one).
         self._parsing: Optional[_Message] = None
@@ -117,11 +108,6 @@ class FastH11Connection:
         self._remaining: Optional[int] = None  # Content-Length bytes still to send
         self._body_withheld = False
         self._client_11 = True
-        self._now = now
-        self._idle_since: float | None = now
-        self._idle_pending = False
-        self._head_started: float | None = None
-        self._last_body_data = now
 
     # ---------------------------------------------------------------- backend interface
     def receive_data(self, data: bytes, now: float) -> None:
@@ -167,89 +153,18 @@ class FastH11Connection:
                 if self._head_bytes > self.config.h11_max_incomplete_size:
                     self._fail(ProtocolError("request head too large", 431))
 
-    def connection_lost(self) -> None:
-        self.closed = True
-        if self._websocket is not None:
-            self._websocket.handle(StreamClosed(self._websocket.stream_id))
-        elif self._stream is not None:
-            self._stream.handle(StreamClosed(self._stream.stream_id))
-
-    def data_to_send(self) -> bytes:
-        data = bytes(self._out)
-        self._out.clear()
-        return data
-
-    def pop_streams_to_cancel(self) -> Sequence[AnyStream]:
-        return ()
-
     def unprocessed_data(self) -> bytes:
         return self._unprocessed
-
-    def pop_new_streams(self) -> Sequence[AnyStream]:
-        if not self._new_streams:
-            return ()
-        streams, self._new_streams = self._new_streams, []
-        return streams
 
     @property
     def wants_read(self) -> bool:
         if self.closed or self._pending_bytes > self.config.h11_max_incomplete_size:
             return False
-        stream = self._stream
-        return stream is None or stream.queued < self.config.max_app_queue_size
+        return self._app_has_room()
 
-    @property
-    def idle(self) -> bool:
-        return self._stream is None and self._websocket is None
-
-    def next_deadline(self, now: float) -> float | None:
-        if self.closed:
-            return None
-        if self._websocket is not None:
-            return self._websocket.next_deadline(now)
-        if self._idle_pending:
-            self._idle_pending = False
-            if self._idle_since is None:
-                self._idle_since = now
-        if self._stream is None:
-            if self._head_started is not None and self.config.request_header_timeout:
-                return self._head_started + self.config.request_header_timeout
-            if self._idle_since is not None:
-                return self._idle_since + self.config.keep_alive_timeout
-            return None
+    def _awaiting_body(self) -> bool:
         message = self._message
-        if message is not None and not message.complete and not self._body_withheld:
-            timeout = body_timeout(self.config)
-            if timeout:
-                return self._last_body_data + timeout
-        return None
-
-    def handle_timer(self, now: float) -> None:
-        self._now = now
-        if self._websocket is not None:
-            self._websocket.handle_timer(now)
-            return
-        deadline = self.next_deadline(now)
-        if deadline is None or now < deadline:
-            return
-        if self._stream is None:
-            if self._head_started is not None:
-                self._send_error_and_close(408)
-            else:
-                self.closed = True
-        else:  # the request body stalled
-            stream = self._stream
-            stream.handle(StreamClosed(stream.stream_id))
-            if isinstance(stream, HTTPStream) and stream.state.name in ("REQUEST", "STARTED"):
-                self._send_error_and_close(408)
-            self.closed = True
-
-    def begin_shutdown(self) -> None:
-        self._shutting_down = True
-        if self._websocket is not None:
-            self._websocket.begin_shutdown()
-        elif self._stream is None and self._requests > 0:
-            self.closed = True
+        return message is not None and not message.complete and not self._body_withheld
 
     # ---------------------------------------------------------------- httptools callbacks
     def on_message_begin(self) -> None:

@@ -49,7 +49,7 @@ from .events import (
     StreamClosed,
     Trailers,
 )
-from .http_stream import HTTPStream
+from .http_stream import HTTPStream, request_from_fields
 from .ws_stream import AnyStream, WSStream
 
 if TYPE_CHECKING:
@@ -239,18 +239,8 @@ class H2Connection:
         if self._goaway_sent:
             self._reset(event.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
-        pseudo: dict[bytes, bytes] = {}
-        headers = []
-        for name, value in event.headers:
-            if name[:1] == b":":
-                pseudo[name] = value
-            else:
-                headers.append((name, value))
-        method = pseudo.get(b":method", b"GET").decode("ascii")
-        authority = pseudo.get(b":authority")
-        if authority is not None and not any(name == b"host" for name, _ in headers):
-            headers.insert(0, (b"host", authority))
-        request = Request(event.stream_id, headers, "2", method, pseudo.get(b":path", b"/"))
+        request, pseudo = request_from_fields(event.stream_id, event.headers, "2")
+        method = request.method
         if method == "CONNECT":
             if pseudo.get(b":protocol") != b"websocket":  # only RFC 8441 WebSockets
                 self._h2.send_headers(event.stream_id, [(b":status", b"405")], end_stream=True)

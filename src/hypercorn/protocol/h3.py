@@ -55,7 +55,7 @@ from .events import (
     Trailers,
 )
 from .h2 import CONNECTION_HEADERS
-from .http_stream import HTTPStream
+from .http_stream import HTTPStream, request_from_fields
 from .ws_stream import AnyStream, WSStream
 
 if TYPE_CHECKING:
@@ -263,19 +263,9 @@ class H3Session:
         if self._draining:
             self._reset(stream_id, H3ErrorCode.H3_REQUEST_REJECTED)
             return
-        pseudo: dict[bytes, bytes] = {}
-        headers = []
-        for name, value in event.headers:
-            if name[:1] == b":":
-                pseudo[name] = value
-            else:
-                headers.append((name, value))
-        method = pseudo.get(b":method", b"GET").decode("ascii")
-        authority = pseudo.get(b":authority")
-        if authority is not None and not any(name == b"host" for name, _ in headers):
-            headers.insert(0, (b"host", authority))
         self._highest_request = max(self._highest_request, stream_id)
-        request = Request(stream_id, headers, "3", method, pseudo.get(b":path", b"/"))
+        request, pseudo = request_from_fields(stream_id, event.headers, "3")
+        method = request.method
         if method == "CONNECT":
             if pseudo.get(b":protocol") != b"websocket":  # only RFC 9220 WebSockets
                 self._send(lambda h3: h3.send_headers(stream_id, [(b":status", b"405")], True))

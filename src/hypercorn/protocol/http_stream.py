@@ -71,6 +71,25 @@ def reason_phrase(status: int) -> bytes:
     return _REASONS.get(status, b"")
 
 
+def request_from_fields(
+    stream_id: int, fields: Iterable[tuple[bytes, bytes]], http_version: str
+) -> tuple[Request, dict[bytes, bytes]]:
+    """An HTTP/2 or HTTP/3 header block as a :class:`Request` (``:authority`` becomes the
+    ``host`` header when there is none), and its pseudo-headers."""
+    pseudo: dict[bytes, bytes] = {}
+    headers = []
+    for name, value in fields:
+        if name[:1] == b":":
+            pseudo[name] = value
+        else:
+            headers.append((name, value))
+    authority = pseudo.get(b":authority")
+    if authority is not None and not any(name == b"host" for name, _ in headers):
+        headers.insert(0, (b"host", authority))
+    method = pseudo.get(b":method", b"GET").decode("ascii")
+    return Request(stream_id, headers, http_version, method, pseudo.get(b":path", b"/")), pseudo
+
+
 def admit_host(config: Config, headers: Iterable[tuple[bytes, bytes]]) -> bool:
     """True unless ``server_names`` is set and the request's Host is not one of them."""
     return not config.server_names or valid_server_name(config, headers)

@@ -40,9 +40,11 @@ def stream_info(stream: trio.abc.Stream, state: dict[str, Any]) -> ConnectionInf
         transport = stream.transport_stream
     if isinstance(transport, trio.SocketStream):
         sock = transport.socket
-        return connection_info(
-            sock.family, sock.getpeername(), sock.getsockname(), ssl_object, state
-        )
+        try:
+            peer = sock.getpeername()
+        except OSError:  # the client already reset the connection
+            peer = None
+        return connection_info(sock.family, peer, sock.getsockname(), ssl_object, state)
     return connection_info(None, None, None, ssl_object, state)  # e.g. in-memory test streams
 
 
