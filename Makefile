@@ -55,10 +55,10 @@ image:
 # then this repository's protocol checks against the image it built (h2c, TLS/h2, Alt-Svc,
 # HTTP/3, the fast-path extras).
 image-test: $(STAMP)
-	CTX=. K8S_DIR=deploy/kubernetes \
+	CTX=. K8S_DIR=deploy/kubernetes KEEP_WORK=1 \
 	  SERVE_ENV="HYPERCORN_BIND=127.0.0.1:8123 HYPERCORN_ADMIN_BIND=127.0.0.1:9123" \
 	  bash $${CONTAINER_CHECK:-../shared/container/ci-container-check.sh}
-	PY=$(PY) bash deploy/checks/protocols.sh
+	PY=$(PY) CLEAN_WORK=1 bash deploy/checks/protocols.sh
 
 # Side by side with uvicorn[standard], Granian and a bare uvloop protocol (bench/run.py).
 bench: $(STAMP)

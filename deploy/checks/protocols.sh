@@ -5,6 +5,10 @@
 # certificates mounted on /certs; and the production extras (uvloop, httptools) importable.
 #
 #   IMAGE [localhost/ctr-ci:test]  PORT [8124]  TLS_PORT [8444]  PY [.venv/bin/python]
+#   WORK [/tmp/ctr-ci]: the checker's work directory; when no Docker daemon answers, the
+#   checker's own dockerd (its data root there, kept with the checker's KEEP_WORK=1) is
+#   started again for these checks and stopped. CLEAN_WORK=1 then removes what the checker
+#   would have removed without KEEP_WORK.
 set -uo pipefail
 IMAGE=${IMAGE:-localhost/ctr-ci:test}
 PORT=${PORT:-8124}
@@ -14,9 +18,40 @@ CLI=${ENGINE:-docker}
 PASS=0; FAIL=0
 pass() { PASS=$((PASS+1)); echo "PASS  $1"; }
 fail() { FAIL=$((FAIL+1)); echo "FAIL  $1${2:+  -- $2}"; }
+CTR_WORK=${WORK:-/tmp/ctr-ci}
 WORK=$(mktemp -d)
-cleanup() { $CLI rm -f ctrci-proto ctrci-proto-tls >/dev/null 2>&1; rm -rf "$WORK"; }
+DOCKERD_PID=""
+cleanup() {
+  $CLI rm -f ctrci-proto ctrci-proto-tls >/dev/null 2>&1; rm -rf "$WORK"
+  if [[ -n $DOCKERD_PID ]]; then
+    kill -TERM "$DOCKERD_PID" 2>/dev/null
+    for _ in $(seq 1 40); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.5; done
+  fi
+  if [[ ${CLEAN_WORK:-0} == 1 ]]; then
+    awk -v w="$CTR_WORK/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r |
+      xargs -r -n 1 umount -l 2>/dev/null
+    rm -rf "$CTR_WORK/docker" "$CTR_WORK/podman" "$CTR_WORK/ctx" "$CTR_WORK/trust"
+  fi
+}
 trap cleanup EXIT
+
+# The shared checker runs a private dockerd and stops it when it is done: start it again on
+# the same data root (overlay first, then the vfs fallback the checker may have used).
+if [[ $CLI == docker ]] && ! docker version >/dev/null 2>&1; then
+  for variant in "" "-vfs"; do
+    [[ -d $CTR_WORK/docker/data$variant ]] || continue
+    opts=(); [[ -n $variant ]] && opts=(--storage-driver vfs)
+    dockerd --data-root "$CTR_WORK/docker/data$variant" --exec-root "$CTR_WORK/docker/x" \
+      -H "unix://$CTR_WORK/docker/docker.sock" --pidfile "$CTR_WORK/docker/dockerd.pid" \
+      --bridge=none --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
+      "${opts[@]}" >>"$WORK/dockerd.log" 2>&1 &
+    DOCKERD_PID=$!
+    export DOCKER_HOST=unix://$CTR_WORK/docker/docker.sock
+    for _ in $(seq 1 60); do docker version >/dev/null 2>&1 && break; sleep 0.5; done
+    docker image inspect "$IMAGE" >/dev/null 2>&1 && break
+    kill -TERM "$DOCKERD_PID" 2>/dev/null; wait "$DOCKERD_PID" 2>/dev/null; DOCKERD_PID=""
+  done
+fi
 
 if ! $CLI image inspect "$IMAGE" >/dev/null 2>&1; then
   echo "FAIL  image $IMAGE not found (run the container checker first)"; exit 1
