@@ -13,7 +13,7 @@ from typing import Any, Optional
 from aioquic.asyncio.client import connect
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.h3.connection import H3_ALPN, H3Connection
-from aioquic.h3.events import DataReceived, H3Event, HeadersReceived
+from aioquic.h3.events import DataReceived, H3Event, HeadersReceived, PushPromiseReceived
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamReset
 from wsproto.connection import Connection, ConnectionType
@@ -49,6 +49,8 @@ class H3ClientProtocol(QuicConnectionProtocol):
         self.h3 = H3Connection(self._quic)
         self.streams: dict[int, _Stream] = {}
         self.terminated: Optional[ConnectionTerminated] = None
+        self.push_promises: dict[int, Headers] = {}  # push ID -> the promised request
+        self.pushes: dict[int, _Stream] = {}  # push ID -> the pushed response
 
     def quic_event_received(self, event: QuicEvent) -> None:
         if isinstance(event, ConnectionTerminated):
@@ -64,7 +66,15 @@ class H3ClientProtocol(QuicConnectionProtocol):
             self._h3_event(h3_event)
 
     def _h3_event(self, event: H3Event) -> None:
-        stream = self.streams.get(getattr(event, "stream_id", -1))
+        if isinstance(event, PushPromiseReceived):
+            self.push_promises[event.push_id] = list(event.headers)
+            self.pushes.setdefault(event.push_id, _Stream())
+            return
+        push_id = getattr(event, "push_id", None)
+        if push_id is not None:
+            stream = self.pushes.setdefault(push_id, _Stream())
+        else:
+            stream = self.streams.get(getattr(event, "stream_id", -1))
         if stream is None:
             return
         response = stream.response

@@ -66,6 +66,16 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200})
         await send({"type": "http.response.body", "body": b"hinted"})
         return
+    if path == "/push":
+        if "http.response.push" in scope["extensions"]:
+            await send({"type": "http.response.push", "path": "/style.css", "headers": []})
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"page"})
+        return
+    if path == "/style.css":
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"css"})
+        return
     if path == "/slow-reader":
         await anyio.sleep(1.0)  # the client meanwhile sends as much as it is allowed
     body = bytearray()
@@ -157,6 +167,21 @@ def test_trailers_and_early_hints(h3_server: RunningServer, tls_files: dict[str,
             assert response.informational == [(103, [(b"link", b"</style.css>; rel=preload")])]
             assert response.status == 200
             assert bytes(response.body) == b"hinted"
+
+    run(main())
+
+
+def test_server_push(h3_server: RunningServer, tls_files: dict[str, str]) -> None:
+    async def main() -> None:
+        async with h3_connect(quic_port(h3_server), tls_files["ca"]) as client:
+            response = await client.get("/push")
+            assert bytes(response.body) == b"page"
+            [(push_id, promised)] = client.push_promises.items()
+            assert (b":path", b"/style.css") in promised
+            pushed = client.pushes[push_id]
+            await asyncio.wait_for(pushed.ended.wait(), 10)
+            assert pushed.response.status == 200
+            assert bytes(pushed.response.body) == b"css"
 
     run(main())
 
