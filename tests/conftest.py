@@ -153,13 +153,22 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def serve(backend: str) -> Iterator[Callable[..., RunningServer]]:
+def http1_parser() -> str:
+    """The HTTP/1.1 parser servers use; a module overrides this fixture (parametrised) to run
+    its tests on both the httptools fast path and the h11 path."""
+    return "auto"
+
+
+@pytest.fixture
+def serve(backend: str, http1_parser: str) -> Iterator[Callable[..., RunningServer]]:
     """``serve(app, mode=None, **config_settings)`` starts a server; all stop at teardown."""
     servers: list[RunningServer] = []
 
     def start(
         app: Any, mode: str | None = None, config: Config | None = None, **settings: Any
     ) -> RunningServer:
+        if config is None:
+            settings.setdefault("http1_parser", http1_parser)
         server = RunningServer(app, backend, mode, config, **settings)
         servers.append(server)
         return server.start()

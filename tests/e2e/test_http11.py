@@ -17,6 +17,14 @@ from tests.conftest import RunningServer, echo_app, hello_app, raw_exchange
 Serve = Callable[..., RunningServer]
 
 
+@pytest.fixture(params=["httptools", "h11"])
+def http1_parser(request: pytest.FixtureRequest) -> str:
+    """Every test here runs on both HTTP/1.1 parsers."""
+    if request.param == "httptools":
+        pytest.importorskip("httptools")
+    return str(request.param)
+
+
 def test_hello_world_and_default_headers(serve: Serve) -> None:
     server = serve(hello_app)
     response = httpx.get(server.url + "/")
