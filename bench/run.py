@@ -57,7 +57,7 @@ def commands(port: int, wsgi: bool = False) -> dict[str, list[str]]:
     return {
         "hypercorn": [str(ours), "-m", "hypercorn", "-w", "0", "-k", "uvloop",
                       "-b", f"127.0.0.1:{port}", "--app-dir", apps,
-                      *(["--mode", "wsgi"] if wsgi else []), module],
+                      f"wsgi:{module}" if wsgi else module],
         "uvicorn": [str(venv_python("uvicorn")), "-m", "uvicorn", "--app-dir", apps,
                     "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
                     "--http", "httptools", "--ws", "websockets", "--no-access-log",
@@ -146,12 +146,46 @@ def measure(scenario: str, name: str, duration: int) -> float:
             server.kill()
 
 
+def idle_rss(name: str, connections: int = 1000) -> float:
+    """The server's RSS (MiB) holding ``connections`` idle keep-alive connections, each of
+    which has made one request."""
+    port = free_port()
+    server = subprocess.Popen(["taskset", "-c", "0", *commands(port)[name]],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sockets = []
+    try:
+        wait_listening(port)
+        for _ in range(connections):
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            sockets.append(sock)
+        for sock in sockets:
+            sock.settimeout(5)
+            sock.recv(65536)
+        time.sleep(1)
+        with open(f"/proc/{server.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        return 0.0
+    finally:
+        for sock in sockets:
+            sock.close()
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS),
                         help="comma-separated, from: " + ", ".join(SCENARIOS))
+    parser.add_argument("--no-memory", dest="memory", action="store_false",
+                        help="skip the idle-connections RSS measurement")
     options = parser.parse_args()
     for tool in ("wrk", "taskset", "h2load"):
         if shutil.which(tool) is None:
@@ -186,6 +220,13 @@ def main() -> int:
                 cells.append(f"{medians[name]:.0f} ({ratio:.2f}x)")
         verdict = f"{ours / best:.2f}x" if best else "n/a"
         print(f"| {scenario} | " + " | ".join(cells) + f" | {verdict} |", flush=True)
+    if options.memory:
+        print("\n| memory: RSS with 1000 idle keep-alive connections | MiB | hypercorn / server |")
+        print("|---|---:|---:|")
+        rss = {name: statistics.median(idle_rss(name) for _ in range(options.rounds))
+               for name in ("hypercorn", "uvicorn", "granian")}
+        for name, value in rss.items():
+            print(f"| {name} | {value:.1f} | {rss['hypercorn'] / value:.2f} |")
     return 0
 
 

@@ -18,16 +18,6 @@ import os
 import socket
 from typing import Any, Optional
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
-from prometheus_client import multiprocess as prometheus_multiprocess
-
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
@@ -35,6 +25,11 @@ class Metrics:
     """The server's metrics for one worker (all workers, in multiprocess mode)."""
 
     def __init__(self) -> None:
+        # prometheus-client is imported here, not at the top: a worker without an admin
+        # listener never builds metrics, and saves the memory.
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        from prometheus_client import multiprocess as prometheus_multiprocess
+
         self.multiprocess = bool(os.environ.get(MULTIPROCESS_ENV))
         self.registry = CollectorRegistry()
         registry = None if self.multiprocess else self.registry
@@ -83,6 +78,8 @@ class Metrics:
         self.duration.labels(protocol).observe(seconds)
 
     def render(self) -> bytes:
+        from prometheus_client import generate_latest
+
         return bytes(generate_latest(self.registry))
 
 
@@ -115,6 +112,8 @@ class AdminApp:
             body = b"ready\n" if ready else b"not ready\n"
             content_type = b"text/plain"
         elif path == "/metrics":
+            from prometheus_client import CONTENT_TYPE_LATEST
+
             status, body, content_type = 200, metrics().render(), CONTENT_TYPE_LATEST.encode()
         else:
             status, body, content_type = 404, b"not found\n", b"text/plain"

@@ -19,7 +19,6 @@ from ..typing import TASK_STATUS_IGNORED, TaskStatus
 from ..utils import bound_urls
 from .lifespan import Lifespan
 from .tcp_server import TCPServer
-from .udp_server import UDPServer
 from .worker_context import WorkerContext
 
 if TYPE_CHECKING:
@@ -104,6 +103,9 @@ async def worker_serve(
         for sock in sockets.insecure_sockets:
             servers.append(await loop.create_server(factory, sock=sock, backlog=config.backlog))
         if sockets.quic_sockets:
+            # aioquic (and cryptography) cost ~25 MiB of memory: imported only when used.
+            from .udp_server import UDPServer
+
             quic_config = config.create_quic_configuration()
             for sock in sockets.quic_sockets:
                 await loop.create_datagram_endpoint(

@@ -14,8 +14,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Optional, Union
 
-from .h2 import PREFACE, H2Connection
+from .events import Request
+from .h1common import HTTP11Base
 from .h11 import H11Connection
+from .selection import H2_PREFACE as PREFACE
 from .ws_stream import AnyStream
 
 try:
@@ -26,6 +28,7 @@ except ImportError:  # httptools is not installed
 if TYPE_CHECKING:
     from ..config import Config
     from . import ConnectionInfo
+    from .h2 import H2Connection
 
 
 def http11_adapter(config: Config) -> type[H11Connection] | type[FastH11Connection]:
@@ -47,8 +50,9 @@ class HTTPConnection:
         self.config = config
         self.info = info
         self.inner: Union[H11Connection, FastH11Connection, H2Connection]
+        self._http2 = False
         if alpn == "h2":
-            self.inner = H2Connection(config, info, now)
+            self.inner = self._h2(now)
             self._sniffing = False
         else:
             self.inner = http11_adapter(config)(config, info, now)
@@ -58,7 +62,15 @@ class HTTPConnection:
 
     @property
     def http_version(self) -> str:
-        return "2" if isinstance(self.inner, H2Connection) else "1.1"
+        return "2" if self._http2 else "1.1"
+
+    def _h2(self, now: float, upgrade: Optional[tuple[bytes, Request]] = None) -> H2Connection:
+        # h2 (and hpack) are imported on the first HTTP/2 connection: a server that never
+        # sees one does not pay their memory.
+        from .h2 import H2Connection
+
+        self._http2 = True
+        return H2Connection(self.config, self.info, now, upgrade=upgrade)
 
     def receive_data(self, data: bytes, now: float) -> None:
         if self._sniffing:
@@ -68,15 +80,16 @@ class HTTPConnection:
             self._sniffing = False
             data, self._sniffed = self._sniffed, b""
             if data.startswith(PREFACE):
-                self.inner = H2Connection(self.config, self.info, now)
-        self.inner.receive_data(data, now)
+                self.inner = self._h2(now)
         inner = self.inner
-        if not isinstance(inner, H2Connection) and inner.upgrade is not None:
-            self._switch_output = inner.data_to_send()
-            remaining = inner.unprocessed_data()
-            self.inner = H2Connection(self.config, self.info, now, upgrade=inner.upgrade)
-            if remaining:
-                self.inner.receive_data(remaining, now)
+        inner.receive_data(data, now)
+        if not isinstance(inner, HTTP11Base) or inner.upgrade is None:
+            return
+        self._switch_output = inner.data_to_send()
+        remaining = inner.unprocessed_data()
+        self.inner = self._h2(now, upgrade=inner.upgrade)
+        if remaining:
+            self.inner.receive_data(remaining, now)
 
     @property
     def closed(self) -> bool:

@@ -186,6 +186,10 @@ class HTTP11Base:
     def _awaiting_body(self) -> bool:
         raise NotImplementedError
 
+    def unprocessed_data(self) -> bytes:
+        """Bytes received after the request that switched protocols."""
+        raise NotImplementedError
+
     def _send_error_and_close(
         self, status: int, headers: Sequence[tuple[bytes, bytes]] = ()
     ) -> None:

@@ -50,6 +50,7 @@ from .events import (
     Trailers,
 )
 from .http_stream import HTTPStream, request_from_fields
+from .selection import H2_PREFACE
 from .ws_stream import AnyStream, WSStream
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ CONNECTION_HEADERS = frozenset(
     (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
 )
 _H2_SETTINGS = h2.settings.SettingCodes
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+PREFACE = H2_PREFACE
 
 
 class _Outbox:

@@ -20,7 +20,6 @@ from ..config import Sockets
 from ..utils import LifespanFailureError, LifespanTimeoutError, bound_urls
 from .lifespan import Lifespan
 from .tcp_server import TCPServer
-from .udp_server import UDPServer
 from .worker_context import WorkerContext
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -191,6 +190,9 @@ async def _serve(
             accept_scope = await connections.start(
                 _accept_all, listeners, connections, handle, config
             )
+            if udp_sockets:
+                # aioquic (and cryptography) cost ~25 MiB of memory: imported only when used.
+                from .udp_server import UDPServer
             for udp_socket in udp_sockets:
                 connections.start_soon(UDPServer(app, config, context, udp_socket, quic_config).run)
             urls = bound_urls(sockets)
