@@ -84,11 +84,14 @@ def flood_until_stalled(sock: socket.socket, frame: bytes, limit: int = 64 * 102
     server stopped reading (the send blocks for a second). Fails if ``limit`` bytes went in."""
     sock.setblocking(False)
     batch = frame * max(1, 65536 // len(frame))
+    pending = batch
     sent = 0
     stalled_since: float | None = None
     while sent < limit:
         try:
-            sent += sock.send(batch)
+            count = sock.send(pending)
+            sent += count
+            pending = pending[count:] or batch  # a partial send: finish the frame first
             stalled_since = None
         except BlockingIOError:
             stalled_since = stalled_since or time.monotonic()
@@ -242,7 +245,10 @@ def frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
 def test_h2_control_frame_flood_without_reading(serve: Serve, flood: bytes) -> None:
     """Every SETTINGS or PING asks for an answer; a client that never reads them makes the
     server stop reading, instead of growing its output buffer."""
-    server = serve(app)
+    # A connection without streams is idle after keep_alive_timeout, and closing it lets the
+    # flood drain (for the 2 s linger); the flood can take longer than the default 5 s to fill
+    # the kernel's buffers on a slow machine, so the timeout is moved out of the way.
+    server = serve(app, keep_alive_timeout=60)
     with connection(server) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.sendall(h2_connection().data_to_send())

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from .worker_context import WorkerContext
 
 
+LINGER_TIMEOUT = 2.0  # seconds to wait for the client's FIN after ours
+
+
 def transport_info(transport: asyncio.BaseTransport, state: dict[str, Any]) -> ConnectionInfo:
     sock = transport.get_extra_info("socket")
     return connection_info(
@@ -54,6 +57,8 @@ class TCPServer(AppRunner, asyncio.Protocol):
         self._tasks: dict[AnyStream, asyncio.Task[None]] = {}
         self._counted_as: str | None = None
         self._refused = False  # over max_connections: closed at once
+        self._lingering = False  # our side is done; waiting for the client's FIN
+        self._peer_eof = False
 
     # ---------------------------------------------------------------- asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -83,6 +88,8 @@ class TCPServer(AppRunner, asyncio.Protocol):
         self._flush()
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # after our FIN: read and drop, so closing does not reset the connection
         try:
             self.core.receive_data(data, self.loop.time())
         except Exception:
@@ -91,6 +98,9 @@ class TCPServer(AppRunner, asyncio.Protocol):
         self._flush()
 
     def eof_received(self) -> bool:
+        if self._lingering:
+            return False  # the peer has read our last bytes and closed: close now
+        self._peer_eof = True
         try:
             self.core.receive_data(b"", self.loop.time())
         except Exception:
@@ -175,7 +185,7 @@ class TCPServer(AppRunner, asyncio.Protocol):
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-            transport.close()
+            self._close_lingering(transport)
             return
         if core.wants_read and self._can_write.is_set():
             if not self._reading:
@@ -193,6 +203,27 @@ class TCPServer(AppRunner, asyncio.Protocol):
                 self._timer.cancel()
             self._deadline = deadline
             self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _close_lingering(self, transport: asyncio.Transport) -> None:
+        """Close without destroying the last bytes: closing a socket with unread input makes
+        the kernel send RST, which can discard the response (or GOAWAY) still in flight to a
+        client that keeps sending. So: send FIN after what is buffered, keep reading (and
+        dropping) until the client closes too, for at most LINGER_TIMEOUT seconds. Not for
+        idle connections closed by a shutdown (nothing is in flight; the drain stays fast)."""
+        idle_at_shutdown = self.context.shutting_down and self.core.idle
+        if self._peer_eof or idle_at_shutdown or not transport.can_write_eof():  # (and TLS)
+            transport.close()
+            return
+        try:
+            transport.write_eof()
+        except (OSError, RuntimeError):
+            transport.close()
+            return
+        self._lingering = True
+        if not self._reading:
+            self._reading = True
+            transport.resume_reading()
+        self._timer = self.loop.call_later(LINGER_TIMEOUT, transport.abort)
 
     def _on_timer(self) -> None:
         self._timer = None

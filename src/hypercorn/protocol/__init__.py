@@ -67,5 +67,9 @@ class ProtocolConnection(Protocol):
     def wants_read(self) -> bool:
         """False while the application has not consumed what was already read."""
 
+    @property
+    def idle(self) -> bool:
+        """True when no request (or WebSocket session) is in progress."""
+
 
 __all__ = ["SUPPORTED_ALPN", "ConnectionInfo", "HTTPStream", "ProtocolConnection"]

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .worker_context import WorkerContext
 
 MAX_RECV = 2**16
+LINGER_TIMEOUT = 2.0  # seconds to wait for the client's FIN after ours
 
 
 def stream_info(stream: trio.abc.Stream, state: dict[str, Any]) -> ConnectionInfo:
@@ -67,6 +68,7 @@ class TCPServer(AppRunner):
         self._apps: trio.Nursery | None = None
         self._app_scopes: dict[AnyStream, trio.CancelScope] = {}
         self._counted_as: str | None = None
+        self._peer_eof = False
 
     async def run(self) -> None:
         if not self.context.admit_connection():
@@ -123,11 +125,31 @@ class TCPServer(AppRunner):
                 finally:
                     # Applications still running see the disconnect; the socket closes now.
                     self.core.connection_lost()
-                    await trio.aclose_forcefully(self.stream)
+                    await self._close()
         finally:
             if self._counted_as is not None:
                 metrics().connections.labels(self._counted_as).dec()
             self.context.remove_connection(self)
+
+    async def _close(self) -> None:
+        """Close without destroying the last bytes: closing a socket with unread input makes
+        the kernel send RST, which can discard the response (or GOAWAY) still in flight to a
+        client that keeps sending. So: FIN, then read and drop until the client closes too,
+        for at most LINGER_TIMEOUT seconds (not at all when cancelled, over TLS, or for idle
+        connections closed by a shutdown)."""
+        stream = self.stream
+        try:
+            idle_at_shutdown = self.context.shutting_down and self.core.idle
+            if isinstance(stream, trio.SocketStream) and not (self._peer_eof or idle_at_shutdown):
+                with trio.move_on_after(LINGER_TIMEOUT):
+                    async with self._send_lock:
+                        await stream.send_eof()
+                    while await stream.receive_some(MAX_RECV):
+                        pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
+            pass
+        finally:
+            await trio.aclose_forcefully(stream)
 
     def _count_connection(self) -> None:
         """Count this connection in the open-connections gauge once it carries a request
@@ -156,6 +178,8 @@ class TCPServer(AppRunner):
                 return
             if not isinstance(data, bytes):  # SSLStream hands out bytearrays
                 data = bytes(data)
+            if not data:
+                self._peer_eof = True
             core.receive_data(data, trio.current_time())
             await self._flush()
             if not data:
