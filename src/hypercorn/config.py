@@ -406,6 +406,10 @@ class Config(BaseSettings):
     _log: Logger | None = PrivateAttr(None)
     _date_cache: tuple[int, bytes] = PrivateAttr((0, b""))
     _alt_svc: list[tuple[bytes, bytes]] | None = PrivateAttr(None)
+    # response_headers() without Date, per (protocol, secure); reset when a setting changes.
+    _static_headers: dict[tuple[str, bool], list[tuple[bytes, bytes]]] = PrivateAttr(
+        default_factory=dict
+    )
 
     # ------------------------------------------------------------------ sources
     @classmethod
@@ -524,6 +528,9 @@ class Config(BaseSettings):
         super().__setattr__(name, value)
         if name in _LOG_FIELDS:
             self._log = None
+        if not name.startswith("_"):  # derived caches follow the settings they come from
+            self._alt_svc = None
+            self._static_headers = {}
 
     # ------------------------------------------------------------------ Hypercorn's methods
     @property
@@ -646,17 +653,21 @@ class Config(BaseSettings):
         ``alt_svc_headers`` go on every response when configured; otherwise, with a QUIC
         listener, ``h3=":<port>"`` is advertised on TLS responses over HTTP/1.1 and HTTP/2.
         """
-        headers: list[tuple[bytes, bytes]] = []
+        cache = self.__pydantic_private__["_static_headers"]  # type: ignore[index]
+        static = cache.get((protocol, secure))
+        if static is None:  # once per protocol: this runs for every response
+            static = []
+            if self.include_server_header:
+                static.append((b"server", f"hypercorn-{protocol}".encode("ascii")))
+            if self.alt_svc_headers:
+                for alt_svc_header in self.alt_svc_headers:
+                    static.append((b"alt-svc", alt_svc_header.encode()))
+            elif secure and protocol != "h3" and self.quic_bind:
+                static += self.automatic_alt_svc()
+            cache[(protocol, secure)] = static
         if self.include_date_header:
-            headers.append((b"date", self.date_header()))
-        if self.include_server_header:
-            headers.append((b"server", f"hypercorn-{protocol}".encode("ascii")))
-        if self.alt_svc_headers:
-            for alt_svc_header in self.alt_svc_headers:
-                headers.append((b"alt-svc", alt_svc_header.encode()))
-        elif secure and protocol != "h3" and self.quic_bind:
-            headers += self.automatic_alt_svc()
-        return headers
+            return [(b"date", self.date_header()), *static]
+        return list(static)
 
     def automatic_alt_svc(self) -> list[tuple[bytes, bytes]]:
         """``Alt-Svc`` for the QUIC listeners' ports (a port 0, fd:// or unix: bind has no

@@ -7,6 +7,7 @@ import ssl
 from typing import Any, Optional, Union
 
 from .admin import metrics
+from .logging import Logger
 from .protocol import ConnectionInfo
 from .utils import parse_socket_addr
 
@@ -61,19 +62,28 @@ def access_response(stream: Any) -> Optional[dict[str, Any]]:
     }
 
 
-async def app_starting(stream: Any, context: Any, log: Any) -> bool:
+def app_starting(stream: Any, context: Any) -> bool:
     """Bookkeeping before an application call; True if the request is counted in the metrics
     (only when an admin listener can serve them, and never the admin listener's own)."""
     if context.metrics:
         metrics().request_started(stream.scope["type"] == "websocket")
+        return True
+    return False
+
+
+def untrusted_warning_due(stream: Any, context: Any) -> bool:
+    """True (once per worker) when a request carried forwarded headers from a peer that is
+    not a trusted proxy: the caller logs UNTRUSTED_FORWARDED_WARNING."""
     if stream.untrusted_forwarded and not context.warned_untrusted:
         context.warned_untrusted = True
-        await log.warning(UNTRUSTED_FORWARDED_WARNING, stream.peer or "a unix socket")
-    return bool(context.metrics)
+        return True
+    return False
 
 
-async def app_ended(stream: Any, context: Any, log: Any, elapsed: float) -> None:
-    """Bookkeeping after an application call: metrics and the access log."""
+def app_ended(stream: Any, context: Any, log: Any, elapsed: float) -> bool:
+    """Bookkeeping after an application call (metrics). True if the access log wants the
+    request: the caller awaits ``log.access``. (Plain functions, not coroutines: these run
+    for every request, and most servers neither count nor log them.)"""
     if context.metrics:
         metrics().request_finished(
             stream.status,
@@ -81,8 +91,9 @@ async def app_ended(stream: Any, context: Any, log: Any, elapsed: float) -> None
             elapsed,
             stream.scope["type"] == "websocket",
         )
-    if context.observe:
-        await log.access(stream.scope, access_response(stream), elapsed)
+    return bool(context.observe) and (
+        log.access_logger is not None or type(log).access is not Logger.access
+    )
 
 
 UNTRUSTED_FORWARDED_WARNING = (

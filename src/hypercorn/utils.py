@@ -306,17 +306,41 @@ def build_and_validate_headers(
     """
     items = headers.items() if isinstance(headers, Mapping) else headers
     result: list[tuple[bytes, bytes]] = []
-    for raw_name, raw_value in items:
-        name = _as_bytes(raw_name).lower()
-        value = _as_bytes(raw_value)
-        if name[:1] == b":":
-            raise ValueError(f"Pseudo header {name!r} is not allowed in a response")
-        if _TOKEN.fullmatch(name) is None:
-            raise ValueError(f"Invalid header name {name!r}")
-        if _BAD_VALUE.search(value) is not None:
-            raise ValueError(f"Invalid header value for {name!r}")
-        result.append((name, value.strip(b" \t")))
+    validated = _VALIDATED
+    for item in items:
+        # Applications send the same few headers again and again: a pair seen before is
+        # looked up instead of validated (only immutable pairs of bytes or str are cached).
+        try:
+            pair = validated.get(item) if type(item) is tuple else None
+        except TypeError:  # an unhashable part: _validate says what is wrong with it
+            pair = None
+        if pair is None:
+            raw_name, raw_value = item
+            pair = _validate(raw_name, raw_value)
+            if type(item) is tuple and len(pair[0]) + len(pair[1]) <= _CACHED_PAIR_SIZE:
+                if len(validated) >= _CACHED_PAIRS:
+                    validated.clear()  # many distinct values (cookies, lengths): start over
+                validated[item] = pair
+        result.append(pair)
     return result
+
+
+def _validate(raw_name: _HeaderLike, raw_value: _HeaderLike) -> tuple[bytes, bytes]:
+    name = _as_bytes(raw_name).lower()
+    value = _as_bytes(raw_value)
+    if name[:1] == b":":
+        raise ValueError(f"Pseudo header {name!r} is not allowed in a response")
+    if _TOKEN.fullmatch(name) is None:
+        raise ValueError(f"Invalid header name {name!r}")
+    if _BAD_VALUE.search(value) is not None:
+        raise ValueError(f"Invalid header value for {name!r}")
+    return name, value.strip(b" \t")
+
+
+# The cache of validated header pairs: at most this many, each at most this many bytes.
+_CACHED_PAIRS = 1024
+_CACHED_PAIR_SIZE = 256
+_VALIDATED: dict[tuple[_HeaderLike, _HeaderLike], tuple[bytes, bytes]] = {}
 
 
 def filter_pseudo_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

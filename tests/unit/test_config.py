@@ -102,6 +102,20 @@ def test_date_header_uses_module_time(monkeypatch: pytest.MonkeyPatch) -> None:
     ]
 
 
+def test_response_headers_follow_setting_changes() -> None:
+    """The static part of the default headers is cached per protocol; changing a setting
+    after use must still change the headers."""
+    config = Config(include_date_header=False)
+    assert config.response_headers("h2") == [(b"server", b"hypercorn-h2")]
+    config.include_server_header = False
+    assert config.response_headers("h2") == []
+    config.alt_svc_headers = ['h3=":443"']
+    assert config.response_headers("h2", secure=True) == [(b"alt-svc", b'h3=":443"')]
+    headers = config.response_headers("h2", secure=True)
+    headers.append((b"x", b"y"))  # callers may extend what they get
+    assert config.response_headers("h2", secure=True) == [(b"alt-svc", b'h3=":443"')]
+
+
 # --------------------------------------------------------------------------- alternative sources
 
 

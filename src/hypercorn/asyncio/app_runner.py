@@ -7,7 +7,13 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from ..transport import app_ended, app_starting
+from ..transport import (
+    UNTRUSTED_FORWARDED_WARNING,
+    access_response,
+    app_ended,
+    app_starting,
+    untrusted_warning_due,
+)
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -40,12 +46,13 @@ class AppRunner:
             return
         task = self.loop.create_task(self._run_app(stream))
         self._tasks[stream] = task
-        task.add_done_callback(lambda _: self._app_done(stream))
-        self.context.add_task(task)
+        self.context.tasks.add(task)
+        task.add_done_callback(partial(self._app_done, stream))
 
-    def _app_done(self, stream: AnyStream) -> None:
+    def _app_done(self, stream: AnyStream, task: asyncio.Task[None]) -> None:
         self._tasks.pop(stream, None)
         self.context.in_flight -= 1
+        self.context.task_done(task)
 
     async def _run_app(self, stream: AnyStream) -> None:
         loop = self.loop
@@ -76,16 +83,19 @@ class AppRunner:
                 await wait("receive")
 
         async def send(message: Any) -> None:
-            stream.app_send(message)
-            self._flush()
-            while stream.send_blocked and not stream.disconnected:
-                await wait("send")
-            if not self._can_write.is_set():
-                await self._can_write.wait()
+            if stream.app_send(message):
+                self._flush()
+                while stream.send_blocked and not stream.disconnected:
+                    await wait("send")
+                if not self._can_write.is_set():
+                    await self._can_write.wait()
 
         log = self.config.log
-        if await app_starting(stream, self.context, log):
+        context = self.context
+        if app_starting(stream, context):
             self._count_connection()
+        if untrusted_warning_due(stream, context):
+            await log.warning(UNTRUSTED_FORWARDED_WARNING, stream.peer or "a unix socket")
         try:
             await self.app(stream.scope, receive, send, self._sync_spawn, self._call_soon)
         except asyncio.CancelledError:
@@ -103,7 +113,9 @@ class AppRunner:
                 self._flush()
         finally:
             stream.on_wake = None
-            await app_ended(stream, self.context, log, loop.time() - stream.start_time)
+            elapsed = loop.time() - stream.start_time
+            if app_ended(stream, context, log, elapsed):
+                await log.access(stream.scope, access_response(stream), elapsed)
 
     async def _sync_spawn(self, func: Callable[..., Any], *args: Any) -> Any:
         return await self.loop.run_in_executor(self.context.executor, partial(func, *args))

@@ -12,7 +12,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any, cast
 
 from ..admin import metrics
-from ..protocol import ConnectionInfo, ProtocolConnection
+from ..protocol import ConnectionInfo
 from ..protocol.connection import HTTPConnection
 from ..transport import connection_info, log_refusal
 from .app_runner import AppRunner
@@ -47,9 +47,10 @@ class TCPServer(AppRunner, asyncio.Protocol):
         self.context = context
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
-        self.core: ProtocolConnection  # created in connection_made, which asyncio calls first
+        self.core: HTTPConnection  # created in connection_made, which asyncio calls first
         self._can_write = asyncio.Event()
         self._can_write.set()
+        self._write_paused = False  # (the same as ``not _can_write.is_set()``, cheaper)
         self._reading = True
         self._closing = False
         self._timer: asyncio.TimerHandle | None = None
@@ -144,12 +145,14 @@ class TCPServer(AppRunner, asyncio.Protocol):
         # The peer is not reading: stop reading too, so a client that floods requests for
         # answers (pings, SETTINGS, pipelined requests) cannot grow our output buffer.
         self._can_write.clear()
+        self._write_paused = True
         if self._reading and self.transport is not None and not self._closing:
             self._reading = False
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
         self._can_write.set()
+        self._write_paused = False
         self._flush()
 
     # ---------------------------------------------------------------- shutdown
@@ -167,19 +170,23 @@ class TCPServer(AppRunner, asyncio.Protocol):
     # ---------------------------------------------------------------- core plumbing
     def _flush(self) -> None:
         """Act on everything the core produced: write, start apps, close, pause, time."""
-        core = self.core
         transport = self.transport
         if transport is None or self._closing:
             return
+        core = self.core.inner  # runs several times a request: skip the delegating layer
         data = core.data_to_send()
         if data:
             transport.write(data)
-        for stream in core.pop_new_streams():
-            self._start_app(stream)
-        for stream in core.pop_streams_to_cancel():
-            task = self._tasks.get(stream)
-            if task is not None:
-                task.cancel()
+        streams = core.pop_new_streams()
+        if streams:
+            for stream in streams:
+                self._start_app(stream)
+        streams = core.pop_streams_to_cancel()
+        if streams:
+            for stream in streams:
+                task = self._tasks.get(stream)
+                if task is not None:
+                    task.cancel()
         if core.closed:
             self._closing = True
             if self._timer is not None:
@@ -187,7 +194,7 @@ class TCPServer(AppRunner, asyncio.Protocol):
                 self._timer = None
             self._close_lingering(transport)
             return
-        if core.wants_read and self._can_write.is_set():
+        if core.wants_read and not self._write_paused:
             if not self._reading:
                 self._reading = True
                 transport.resume_reading()

@@ -33,11 +33,8 @@ class WorkerContext(WorkerState):
             self._executor = ThreadPoolExecutor(WSGI_THREADS, thread_name_prefix="hypercorn-wsgi")
         return self._executor
 
-    def add_task(self, task: asyncio.Task[None]) -> None:
-        self.tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
+    def task_done(self, task: asyncio.Task[None]) -> None:
+        """An application task in ``tasks`` ended (called from its done callback)."""
         self.tasks.discard(task)
         self._check_idle()
 

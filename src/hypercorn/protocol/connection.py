@@ -42,7 +42,12 @@ def http11_adapter(config: Config) -> type[H11Connection] | type[FastH11Connecti
 
 
 class HTTPConnection:
-    """One client connection, whichever HTTP version it speaks."""
+    """One client connection, whichever HTTP version it speaks.
+
+    ``inner`` is the adapter in use; it changes only inside :meth:`receive_data`, so a driver
+    may call it directly for everything else (the delegating methods here cost a frame each,
+    several times a request).
+    """
 
     def __init__(
         self, config: Config, info: ConnectionInfo, now: float, alpn: Optional[str] = None
@@ -58,19 +63,20 @@ class HTTPConnection:
             self.inner = http11_adapter(config)(config, info, now)
             self._sniffing = True
         self._sniffed = b""
-        self._switch_output = b""
 
     @property
     def http_version(self) -> str:
         return "2" if self._http2 else "1.1"
 
-    def _h2(self, now: float, upgrade: Optional[tuple[bytes, Request]] = None) -> H2Connection:
+    def _h2(
+        self, now: float, upgrade: Optional[tuple[bytes, Request]] = None, preamble: bytes = b""
+    ) -> H2Connection:
         # h2 (and hpack) are imported on the first HTTP/2 connection: a server that never
         # sees one does not pay their memory.
         from .h2 import H2Connection
 
         self._http2 = True
-        return H2Connection(self.config, self.info, now, upgrade=upgrade)
+        return H2Connection(self.config, self.info, now, upgrade=upgrade, preamble=preamble)
 
     def receive_data(self, data: bytes, now: float) -> None:
         if self._sniffing:
@@ -85,9 +91,10 @@ class HTTPConnection:
         inner.receive_data(data, now)
         if not isinstance(inner, HTTP11Base) or inner.upgrade is None:
             return
-        self._switch_output = inner.data_to_send()
+        # The 101 (and anything before it) goes out ahead of the HTTP/2 preface.
+        switch_output = inner.data_to_send()
         remaining = inner.unprocessed_data()
-        self.inner = self._h2(now, upgrade=inner.upgrade)
+        self.inner = self._h2(now, upgrade=inner.upgrade, preamble=switch_output)
         if remaining:
             self.inner.receive_data(remaining, now)
 
@@ -99,9 +106,6 @@ class HTTPConnection:
         self.inner.connection_lost()
 
     def data_to_send(self) -> bytes:
-        if self._switch_output:
-            data, self._switch_output = self._switch_output, b""
-            return data + self.inner.data_to_send()
         return self.inner.data_to_send()
 
     def pop_new_streams(self) -> Sequence[AnyStream]:

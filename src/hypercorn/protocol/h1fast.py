@@ -69,7 +69,7 @@ def _status_line(status: int) -> bytes:
 class _Message:
     """A request parsed from the wire: its head, its body so far, and whether it ended."""
 
-    __slots__ = ("body", "complete", "expect_100", "has_body", "keep_alive")
+    __slots__ = ("body", "complete", "expect_100", "has_body", "keep_alive", "upgrade")
 
     def __init__(self) -> None:
         self.body: list[bytes] = []
@@ -77,6 +77,7 @@ class _Message:
         self.expect_100 = False
         self.has_body = False
         self.keep_alive = True
+        self.upgrade = False  # it has an Upgrade header (WebSocket, h2c or another)
 
 
 class FastH11Connection(HTTP11Base):
@@ -92,6 +93,8 @@ class FastH11Connection(HTTP11Base):
         self._parsing_stream: Optional[_Pending] = None
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
+        self._upgrade = False  # the head being parsed has Upgrade
+        self._expect = False  # ... and Expect: 100-continue
         self._raw_headers: Optional[list[tuple[bytes, bytes]]] = None  # h11_pass_raw_headers
         self._head_bytes = 0  # bytes of an incomplete head so far
         self._in_head = False
@@ -172,6 +175,7 @@ class FastH11Connection(HTTP11Base):
         self._head_bytes = 0
         self._url = b""
         self._headers = []
+        self._upgrade = self._expect = False
         if self.config.h11_pass_raw_headers:
             self._raw_headers = []
         if self._head_started is None and self._stream is None:
@@ -186,6 +190,10 @@ class FastH11Connection(HTTP11Base):
         lowered = name.lower()
         if lowered == b"transfer-encoding":
             value = value.lower()  # as h11 gives it (the coding is case-insensitive)
+        elif lowered == b"upgrade":
+            self._upgrade = True
+        elif lowered == b"expect" and value.lower() == b"100-continue":
+            self._expect = True
         self._headers.append((lowered, value))
         if self._raw_headers is not None:
             self._raw_headers.append((name, value))
@@ -199,14 +207,11 @@ class FastH11Connection(HTTP11Base):
         message = _Message()
         message.has_body = has_body
         message.keep_alive = version == b"1.1" and parser.should_keep_alive()
-        headers = self._headers
-        if version == b"1.1":
-            for name, value in headers:
-                if name == b"expect" and value.lower() == b"100-continue":
-                    message.expect_100 = True
+        message.expect_100 = self._expect and version == b"1.1"
+        message.upgrade = self._upgrade
         request = Request(
             stream_id=0,
-            headers=self._raw_headers if self._raw_headers is not None else headers,
+            headers=self._raw_headers if self._raw_headers is not None else self._headers,
             http_version=version.decode("ascii"),
             method=method.decode("ascii"),
             raw_path=target,
@@ -263,7 +268,9 @@ class FastH11Connection(HTTP11Base):
         self._client_11 = request.http_version == "1.1"
         self._responding = False
         self._body_withheld = False
-        settings = h2c_settings(self.info, request.headers, message.has_body)
+        settings = (
+            h2c_settings(self.info, request.headers, message.has_body) if message.upgrade else None
+        )
         if settings is not None and request.http_version == "1.1":
             self._out += H2C_SWITCH
             request.stream_id = 1
@@ -272,7 +279,7 @@ class FastH11Connection(HTTP11Base):
             self.upgrade = (settings, request)
             return
         stream: AnyStream
-        if request.method == "GET" and is_websocket_upgrade(request):
+        if message.upgrade and request.method == "GET" and is_websocket_upgrade(request):
             try:
                 stream = WSStream(self.config, self.info, request, self._stream_event, self._now)
             except HandshakeError as error:

@@ -87,7 +87,10 @@ class H2Connection:
         info: ConnectionInfo,
         now: float,
         upgrade: Optional[tuple[bytes, Request]] = None,
+        preamble: bytes = b"",
     ) -> None:
+        """``upgrade``: the HTTP2-Settings and request of an h2c upgrade, answered on stream
+        1; ``preamble``: bytes to send before anything HTTP/2 (the 101 of that upgrade)."""
         self.config = config
         self.info = info
         self.closed = False
@@ -117,6 +120,7 @@ class H2Connection:
         self._goaway_sent = False
         self._draining = False
         self._idle_since: Optional[float] = now
+        self._preamble = preamble
         if upgrade is None:
             self._h2.initiate_connection()
         else:
@@ -154,6 +158,9 @@ class H2Connection:
         self._outboxes.clear()
 
     def data_to_send(self) -> bytes:
+        if self._preamble:
+            data, self._preamble = self._preamble, b""
+            return data + self._h2.data_to_send()
         return self._h2.data_to_send()
 
     def pop_new_streams(self) -> Sequence[AnyStream]:

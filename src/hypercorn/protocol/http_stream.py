@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum, auto
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import unquote_to_bytes
 
 from ..utils import (
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 ASGI_VERSIONS: ASGIVersions = {"spec_version": "2.4", "version": "3.0"}
 _DISCONNECT = {"type": "http.disconnect"}
+_DEFAULT_NAMES = frozenset((b"date", b"server", b"alt-svc"))  # Config.response_headers
 
 
 class ClientDisconnected(OSError):
@@ -97,14 +98,14 @@ def admit_host(config: Config, headers: Iterable[tuple[bytes, bytes]]) -> bool:
 
 def decode_path(raw_path: bytes) -> str:
     """Percent-decode a request path and decode it as UTF-8 (latin-1 if it is not UTF-8)."""
-    unquoted = unquote_to_bytes(raw_path)
+    unquoted = unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path
     try:
         return unquoted.decode("utf-8")
     except UnicodeDecodeError:
         return unquoted.decode("latin-1")
 
 
-@dataclass
+@dataclass(slots=True)
 class ScopeFields:
     """The parts of an ASGI ``http``/``websocket`` scope common to both."""
 
@@ -145,9 +146,7 @@ def request_scope(config: Config, info: ConnectionInfo, request: Request) -> Sco
     if root_path and not path.startswith(root_path):
         path = root_path + path
         path_part = root_path.encode() + path_part
-    extensions: dict[str, dict[object, object]] = {}
-    if info.tls is not None:
-        extensions["tls"] = info.tls
+    extensions: dict[str, dict[object, object]] = {} if info.tls is None else {"tls": info.tls}
     return ScopeFields(
         scheme, path, path_part, query, root_path, headers, client, extensions, untrusted
     )
@@ -226,11 +225,9 @@ class HTTPStream:
         self.secure = info.scheme == "https"  # the transport's TLS, not a proxy's
         common = request_scope(config, info, request)
         self.untrusted_forwarded = common.untrusted_forwarded
-        scope_extensions: dict[str, dict[object, object]] = {
-            "http.response.trailers": {},
-            "http.response.early_hint": {},
-            **common.extensions,
-        }
+        scope_extensions = common.extensions
+        scope_extensions["http.response.trailers"] = {}
+        scope_extensions["http.response.early_hint"] = {}
         if extensions:
             scope_extensions.update(extensions)
         self.scope: HTTPScope = {
@@ -352,15 +349,17 @@ class HTTPStream:
             self.emit(InformationalResponse(self.stream_id, 100))
         return None
 
-    def app_send(self, message: dict[str, Any]) -> None:
-        """Apply one message from the application's ``send()``."""
+    def app_send(self, message: dict[str, Any]) -> bool:
+        """Apply one message from the application's ``send()``. Returns False when nothing
+        reached the adapter (``http.response.start`` is held until the first body), so the
+        driver need not look for output."""
         if self.disconnected:
             raise ClientDisconnected("the client has disconnected")
         message_type = message["type"]
         handler = _TRANSITIONS.get((self.state, message_type))
         if handler is None:
             raise UnexpectedMessageError(self.state, message_type)
-        handler(self, message)
+        return handler(self, message) is not False
 
     def app_failed(self) -> None:
         """The application raised: answer 500 if nothing was sent, else abandon the stream."""
@@ -386,7 +385,7 @@ class HTTPStream:
         return False
 
     # ---------------------------------------------------------------- transitions
-    def _start(self, message: dict[str, Any]) -> None:
+    def _start(self, message: dict[str, Any]) -> bool:
         status = int(message["status"])
         if not 200 <= status <= 599:
             raise ValueError(f"Invalid response status {status} in http.response.start")
@@ -395,13 +394,18 @@ class HTTPStream:
         self._suppress = suppress_body(self.method, status)
         self.status = status
         self.state = StreamState.STARTED
+        return False  # held until the first body
 
     def _default_headers(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         defaults = self.config.response_headers(self.protocol_name, self.secure)
         if not defaults:
             return headers
-        present = {name for name, _ in headers}
-        return headers + [item for item in defaults if item[0] not in present]
+        for name, _ in headers:
+            if name in _DEFAULT_NAMES:  # the application set one itself: its value wins
+                present = {name for name, _ in headers}
+                return headers + [item for item in defaults if item[0] not in present]
+        headers += defaults
+        return headers
 
     @property
     def protocol_name(self) -> str:
@@ -457,7 +461,10 @@ class HTTPStream:
         self.emit(ServerPush(self.stream_id, message["path"].encode("utf-8"), headers))
 
 
-_TRANSITIONS: dict[tuple[StreamState, str], Callable[[HTTPStream, dict[str, Any]], None]] = {
+# Each returns None, or False when it emitted nothing (see ``app_send``).
+_TRANSITIONS: dict[
+    tuple[StreamState, str], Callable[[HTTPStream, dict[str, Any]], Optional[bool]]
+] = {
     (StreamState.REQUEST, "http.response.start"): HTTPStream._start,
     (StreamState.REQUEST, "http.response.early_hint"): HTTPStream._early_hint,
     (StreamState.REQUEST, "http.response.push"): HTTPStream._push,

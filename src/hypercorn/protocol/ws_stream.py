@@ -277,15 +277,16 @@ class WSStream:
             "reason": self._close_reason,
         }
 
-    def app_send(self, message: dict[str, Any]) -> None:
+    def app_send(self, message: dict[str, Any]) -> bool:
+        """Apply one message from the application's ``send()``; True (output may be due)."""
         message_type = message["type"]
         handler = _TRANSITIONS.get((self.state, message_type))
         if handler is not None:
             handler(self, message)
-        elif self.state in (WSState.CLOSING, WSState.CLOSED) or self.disconnected:
-            return  # after the close: ignored, as the issue and ASGI expect
-        else:
+        elif not (self.state in (WSState.CLOSING, WSState.CLOSED) or self.disconnected):
             raise UnexpectedMessageError(self.state, message_type)
+        # (after the close, messages are ignored, as ASGI expects)
+        return True
 
     def app_failed(self) -> None:
         if self.state is WSState.HANDSHAKE:

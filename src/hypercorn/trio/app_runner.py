@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..transport import app_ended, app_starting
+from ..transport import (
+    UNTRUSTED_FORWARDED_WARNING,
+    access_response,
+    app_ended,
+    app_starting,
+    untrusted_warning_due,
+)
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -87,8 +93,11 @@ class AppRunner:
                 await waiters["send"].wait()
 
         log = self.config.log
-        if await app_starting(stream, self.context, log):
+        context = self.context
+        if app_starting(stream, context):
             self._count_connection()
+        if untrusted_warning_due(stream, context):
+            await log.warning(UNTRUSTED_FORWARDED_WARNING, stream.peer or "a unix socket")
         try:
             await self.app(stream.scope, receive, send, self._sync_spawn, self._call_soon)
         except trio.Cancelled:
@@ -105,7 +114,9 @@ class AppRunner:
                 await self._flush()
         finally:
             stream.on_wake = None
-            await app_ended(stream, self.context, log, trio.current_time() - stream.start_time)
+            elapsed = trio.current_time() - stream.start_time
+            if app_ended(stream, context, log, elapsed):
+                await log.access(stream.scope, access_response(stream), elapsed)
 
     async def _sync_spawn(self, func: Callable[..., Any], *args: Any) -> Any:
         return await trio.to_thread.run_sync(partial(func, *args), limiter=self.context.limiter)
