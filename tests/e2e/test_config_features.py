@@ -223,6 +223,39 @@ def test_max_concurrent_requests_gives_503_with_retry_after(serve: Serve) -> Non
     assert httpx.get(server.url + "/fast").text == "done"  # capacity is given back
 
 
+def test_pipelined_requests_over_max_concurrent_requests_each_get_503(serve: Serve) -> None:
+    """Each 503 completes a response at once, which hands over the next pipelined request:
+    hundreds of them in one read must be answered in order, without recursion (an earlier
+    asyncio driver nested one flush per request and could overflow the stack)."""
+    release = threading.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/slow":
+            await anyio.to_thread.run_sync(release.wait, 10)
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"done"})
+
+    server = serve(app, max_concurrent_requests=1, keep_alive_max_requests=10_000)
+    holder = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    try:
+        holder.sendall(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+        time.sleep(0.3)  # the only slot is taken
+        count = 3000
+        request = b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n"
+        data = raw_exchange(
+            server.port,
+            request * count + b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        )
+        assert data.count(b"HTTP/1.1 503 ") == count + 1
+        release.set()
+        assert holder.recv(65536).startswith(b"HTTP/1.1 200 ")
+    finally:
+        holder.close()
+    assert httpx.get(server.url).text == "done"
+
+
 def test_server_names_gives_421_for_other_hosts(serve: Serve) -> None:
     server = serve(hello_app, server_names=["example.com", "*.example.org"])
     ok = httpx.get(server.url, headers={"Host": "api.example.org"})

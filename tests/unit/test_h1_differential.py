@@ -47,25 +47,32 @@ def drive(adapter: type, pieces: list[bytes]) -> tuple[list[Any], bytes, bool]:
     bodies: dict[int, bytearray] = {}
 
     def serve() -> None:
-        active.extend(conn.pop_new_streams())
-        for stream in list(active):
-            while (message := stream.app_receive_nowait()) is not None:
-                if message["type"] != "http.request":
-                    seen.append(("disconnect", stream.scope["path"]))
-                    active.remove(stream)
-                    break
-                bodies.setdefault(id(stream), bytearray()).extend(message["body"])
-                if not message["more_body"]:
-                    scope = stream.scope
-                    body = bytes(bodies.pop(id(stream), b""))
-                    seen.append(
-                        (scope["method"], scope["raw_path"], scope["query_string"],
-                         scope["http_version"], sorted(scope["headers"]), body)
-                    )  # fmt: skip
-                    active.remove(stream)
-                    answer(stream, body)
-                    break
-            out.extend(conn.data_to_send())
+        # Until nothing moves: answering a request hands over the next pipelined one.
+        progress = True
+        while progress:
+            new = conn.pop_new_streams()
+            active.extend(new)
+            progress = bool(new)
+            for stream in list(active):
+                while (message := stream.app_receive_nowait()) is not None:
+                    if message["type"] != "http.request":
+                        seen.append(("disconnect", stream.scope["path"]))
+                        active.remove(stream)
+                        progress = True
+                        break
+                    bodies.setdefault(id(stream), bytearray()).extend(message["body"])
+                    if not message["more_body"]:
+                        scope = stream.scope
+                        body = bytes(bodies.pop(id(stream), b""))
+                        seen.append(
+                            (scope["method"], scope["raw_path"], scope["query_string"],
+                             scope["http_version"], sorted(scope["headers"]), body)
+                        )  # fmt: skip
+                        active.remove(stream)
+                        answer(stream, body)
+                        progress = True
+                        break
+                out.extend(conn.data_to_send())
 
     for piece in pieces:
         if conn.closed:
@@ -266,3 +273,20 @@ def test_known_methods_are_what_llhttp_parses() -> None:
             continue
         accepted.add(method)
     assert accepted == KNOWN_METHODS
+
+
+def test_many_pipelined_requests_in_one_read_are_not_one_large_head() -> None:
+    """A read holding hundreds of small pipelined requests and the start of another is not
+    an oversized head (the fast path once counted the whole read against the incomplete
+    head that began in it, and answered 431)."""
+    request = b"GET /p HTTP/1.1\r\nHost: a\r\n\r\n"
+    count = CONFIG.h11_max_incomplete_size // len(request) + 100
+    pieces = [request * count + b"GET /last HTTP/1.1\r\nHo", b"st: a\r\n\r\n"]
+    compare(pieces, ["GET"] * (count + 1))
+    seen, out, _ = drive(FastH11Connection, pieces)
+    assert len(seen) == count + 1 and out.count(b"HTTP/1.1 2") == count + 1
+    # while a head that really is too large still is one, however it arrives
+    big = b"GET / HTTP/1.1\r\nHost: a\r\nX: " + b"v" * CONFIG.h11_max_incomplete_size
+    for cut in (10, len(big) // 2, len(big) - 1):
+        _, out, closed = drive(FastH11Connection, [request + big[:cut], big[cut:]])
+        assert out.count(b"HTTP/1.1 2") == 1 and b"HTTP/1.1 431 " in out and closed

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -32,12 +33,30 @@ class AppRunner:
     loop: asyncio.AbstractEventLoop
     _tasks: dict[AnyStream, asyncio.Task[None]]
     _can_write: asyncio.Event
+    _queued_starts: deque[AnyStream]
+    _starting: bool
 
     def _flush(self) -> None:
         raise NotImplementedError
 
     def _count_connection(self) -> None:
         raise NotImplementedError
+
+    def _start_apps(self, streams: Sequence[AnyStream]) -> None:
+        """Start an application call for each stream. Starting one can end a response at
+        once (a 503 over ``max_concurrent_requests``), which makes the core hand over the
+        next pipelined request through a nested flush: those are queued here and started by
+        the outermost call, in order, instead of recursing once per pipelined request."""
+        queued = self._queued_starts
+        queued.extend(streams)
+        if self._starting:
+            return
+        self._starting = True
+        try:
+            while queued:
+                self._start_app(queued.popleft())
+        finally:
+            self._starting = False
 
     def _start_app(self, stream: AnyStream) -> None:
         if not self.context.admit():

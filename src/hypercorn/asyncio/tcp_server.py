@@ -9,6 +9,7 @@ fastest way to drive asyncio and uvloop; everything protocol-specific lives in
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
 from ..admin import metrics
@@ -56,6 +57,8 @@ class TCPServer(AppRunner, asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._deadline = 0.0  # when the timer (if any) fires
         self._tasks: dict[AnyStream, asyncio.Task[None]] = {}
+        self._queued_starts: deque[AnyStream] = deque()
+        self._starting = False
         self._counted_as: str | None = None
         self._refused = False  # over max_connections: closed at once
         self._lingering = False  # our side is done; waiting for the client's FIN
@@ -179,8 +182,9 @@ class TCPServer(AppRunner, asyncio.Protocol):
             transport.write(data)
         streams = core.pop_new_streams()
         if streams:
-            for stream in streams:
-                self._start_app(stream)
+            self._start_apps(streams)
+            if self._closing:  # an application ran eagerly and its response ended it all
+                return
         streams = core.pop_streams_to_cancel()
         if streams:
             for stream in streams:

@@ -5,6 +5,7 @@ socket. Applications run exactly as for TCP (:class:`AppRunner`)."""
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
 from ..admin import metrics
@@ -39,6 +40,8 @@ class UDPServer(AppRunner, asyncio.DatagramProtocol):
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: float | None = None
         self._tasks: dict[AnyStream, asyncio.Task[None]] = {}
+        self._queued_starts: deque[AnyStream] = deque()
+        self._starting = False
         self._counted = 0
         self._refused_logged = 0
 
@@ -112,8 +115,11 @@ class UDPServer(AppRunner, asyncio.DatagramProtocol):
         now = self.loop.time()
         for data, addr in core.datagrams_to_send(now):
             transport.sendto(data, addr)
-        for stream in core.pop_new_streams():
-            self._start_app(stream)
+        streams = core.pop_new_streams()
+        if streams:
+            self._start_apps(streams)
+            if self._closing:
+                return
         self._update_gauge()
         if core.refused != self._refused_logged:
             self._refused_logged = core.refused

@@ -96,7 +96,13 @@ class FastH11Connection(HTTP11Base):
         self._upgrade = False  # the head being parsed has Upgrade
         self._expect = False  # ... and Expect: 100-continue
         self._raw_headers: Optional[list[tuple[bytes, bytes]]] = None  # h11_pass_raw_headers
-        self._head_bytes = 0  # bytes of an incomplete head so far
+        # The size of an incomplete head (llhttp buffers a partial header out of our sight):
+        # every read since the one where it began in full, and of that one what the requests
+        # before it in the same read did not use (a read may hold many pipelined requests;
+        # their sizes are counted from their parts, which can only undercount them).
+        self._head_bytes = 0  # the parts of the head being parsed, then its estimate
+        self._head_began_now = False  # ... in the read being parsed
+        self._used = 0  # bytes of the read being parsed that earlier requests used
         self._in_head = False
         self._pending: deque[_Pending] = deque()  # parsed requests waiting for their turn
         self._pending_bytes = 0
@@ -134,6 +140,8 @@ class FastH11Connection(HTTP11Base):
             and self._stream is None
         ):
             self._head_started = now
+        self._used = 0
+        self._head_began_now = False
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -152,7 +160,10 @@ class FastH11Connection(HTTP11Base):
                 self._fail(ProtocolError("malformed request", status))
         else:
             if self._in_head:
-                self._head_bytes += len(data)
+                if self._head_began_now:
+                    self._head_bytes = len(data) - self._used
+                else:
+                    self._head_bytes += len(data)
                 if self._head_bytes > self.config.h11_max_incomplete_size:
                     self._fail(ProtocolError("request head too large", 431))
 
@@ -173,6 +184,7 @@ class FastH11Connection(HTTP11Base):
     def on_message_begin(self) -> None:
         self._in_head = True
         self._head_bytes = 0
+        self._head_began_now = True
         self._url = b""
         self._headers = []
         self._upgrade = self._expect = False
@@ -183,6 +195,7 @@ class FastH11Connection(HTTP11Base):
 
     def on_url(self, url: bytes) -> None:
         self._url += url
+        self._head_bytes += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if value[-1:] in (b" ", b"\t"):  # llhttp keeps trailing whitespace; it is not the value's
@@ -195,6 +208,7 @@ class FastH11Connection(HTTP11Base):
         elif lowered == b"expect" and value.lower() == b"100-continue":
             self._expect = True
         self._headers.append((lowered, value))
+        self._head_bytes += len(name) + len(value) + 4
         if self._raw_headers is not None:
             self._raw_headers.append((name, value))
 
@@ -202,6 +216,8 @@ class FastH11Connection(HTTP11Base):
         self._in_head = False
         parser = self._parser
         method = parser.get_method()
+        if self._head_began_now:  # request line, headers and the blank line: all in this read
+            self._used += len(method) + 14 + self._head_bytes
         version = parser.get_http_version().encode("ascii")
         target, has_body = check_request(self.config, method, self._url, self._headers, version)
         message = _Message()
@@ -226,6 +242,7 @@ class FastH11Connection(HTTP11Base):
             self._pending_bytes += pending.size
 
     def on_body(self, body: bytes) -> None:
+        self._used += len(body)
         message = self._parsing
         if message is None:
             return

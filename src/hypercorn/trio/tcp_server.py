@@ -197,7 +197,11 @@ class TCPServer(AppRunner):
     async def _flush(self) -> None:
         """Act on everything the core produced: start apps, write, close, read, time."""
         core = self.core
-        self._start_apps(core.pop_new_streams(), core.pop_streams_to_cancel())
+        while True:  # a stream answered at once (503) can hand over the next pipelined one
+            new, to_cancel = core.pop_new_streams(), core.pop_streams_to_cancel()
+            if not new and not to_cancel:
+                break
+            self._start_apps(new, to_cancel)
         async with self._send_lock:
             data = core.data_to_send()
             if data:
