@@ -30,15 +30,21 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 VENVS = HERE / ".venvs"
-REFERENCES = {"uvicorn": ["uvicorn[standard]"], "granian": ["granian"]}
+# What each server's virtualenv gets: this server from this checkout (with the fast extra:
+# uvloop and httptools, as in the container image), the references from PyPI.
+REFERENCES = {"hypercorn": ["-e", f"{ROOT}[fast]"], "uvicorn": ["uvicorn[standard]"],
+              "granian": ["granian"]}
+PYTHON = sys.executable  # every server runs on this interpreter (--python)
 
 
 def venv_python(name: str) -> Path:
-    """A virtualenv with the reference server ``name`` (created once)."""
-    path = VENVS / name
+    """A virtualenv with the server ``name`` on the chosen interpreter (created once)."""
+    version = subprocess.run([PYTHON, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    path = VENVS / f"{name}-{version}"
     python = path / "bin" / "python"
     if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+        subprocess.run([PYTHON, "-m", "venv", str(path)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", *REFERENCES[name]],
                        check=True)
     return python
@@ -51,7 +57,7 @@ def free_port() -> int:
 
 
 def commands(port: int, wsgi: bool = False) -> dict[str, list[str]]:
-    ours = ROOT / ".venv" / "bin" / "python"
+    ours = venv_python("hypercorn")
     module = "hello_wsgi:app" if wsgi else "hello:app"
     apps = str(HERE / "apps")
     return {
@@ -82,8 +88,7 @@ def h2load(port: int, duration: int) -> list[str]:
 
 
 def ws_load(port: int, duration: int) -> list[str]:
-    return [str(ROOT / ".venv" / "bin" / "python"), str(HERE / "ws_load.py"), str(port), "16",
-            str(duration)]
+    return [sys.executable, str(HERE / "ws_load.py"), str(port), "16", str(duration)]
 
 
 RATE = {
@@ -186,15 +191,20 @@ def main() -> int:
                         help="comma-separated, from: " + ", ".join(SCENARIOS))
     parser.add_argument("--no-memory", dest="memory", action="store_false",
                         help="skip the idle-connections RSS measurement")
+    parser.add_argument("--python", default=sys.executable,
+                        help="the interpreter every server runs on (default: this one)")
     options = parser.parse_args()
+    global PYTHON
+    PYTHON = options.python
     for tool in ("wrk", "taskset", "h2load"):
         if shutil.which(tool) is None:
             print(f"bench: {tool} is not installed", file=sys.stderr)
             return 1
+    version = subprocess.run([PYTHON, "--version"], capture_output=True, text=True).stdout
     print(f"\n{options.rounds} interleaved rounds of {options.duration}s per server, one worker "
           f"on CPU 0, the load generator on CPU 1 ({time.strftime('%Y-%m-%d')}, "
-          f"{os.cpu_count()} CPUs). Rates are requests/s (messages/s for websocket); the "
-          f"ratio is hypercorn's rate over the server's.\n")
+          f"{os.cpu_count()} CPUs, {version.strip()}). Rates are requests/s (messages/s for "
+          f"websocket); the ratio is hypercorn's rate over the server's.\n")
     print("| scenario | " + " | ".join(["hypercorn", "uvicorn", "granian", "bare uvloop"])
           + " | vs best reference |")
     print("|---|---:|---:|---:|---:|---:|")
