@@ -58,6 +58,10 @@ class ClientDisconnected(OSError):
 
 
 class StreamState(Enum):
+    # Members are looked up in the transition table on every message: hash by identity
+    # (Enum's own __hash__ is a Python function; equality is identity either way).
+    __hash__ = object.__hash__
+
     REQUEST = auto()
     STARTED = auto()
     BODY = auto()

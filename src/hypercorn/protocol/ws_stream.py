@@ -53,6 +53,10 @@ CLOSE_HANDSHAKE_TIMEOUT = 5.0  # seconds to wait for the peer's answering close 
 
 
 class WSState(Enum):
+    # Members are looked up in the transition table on every message: hash by identity
+    # (Enum's own __hash__ is a Python function; equality is identity either way).
+    __hash__ = object.__hash__
+
     HANDSHAKE = auto()
     CONNECTED = auto()
     RESPONSE = auto()
