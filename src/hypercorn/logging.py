@@ -32,8 +32,6 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 if TYPE_CHECKING:
     from .config import Config
     from .typing import WWWScope
@@ -50,7 +48,10 @@ def escape(value: str) -> str:
 
 
 def json_formatter() -> logging.Formatter:
-    """A stdlib formatter that renders records (and their ``extra`` fields) as JSON lines."""
+    """A stdlib formatter that renders records (and their ``extra`` fields) as JSON lines.
+    (structlog is imported here, only when JSON logs are asked for: it costs ~2 MiB.)"""
+    import structlog
+
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[
             structlog.stdlib.add_log_level,

@@ -23,7 +23,6 @@ import tempfile
 import traceback
 from collections.abc import Awaitable, Callable
 from functools import partial
-from multiprocessing.synchronize import Event as EventType
 from typing import TYPE_CHECKING, Any, Optional
 
 from .admin import MULTIPROCESS_ENV
@@ -39,6 +38,8 @@ from .utils import (
 )
 
 if TYPE_CHECKING:
+    from multiprocessing.synchronize import Event as EventType
+
     from .typing import AppWrapper
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_STARTUP = 0, 1, 2, 3

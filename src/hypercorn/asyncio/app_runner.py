@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -33,8 +32,9 @@ class AppRunner:
     context: WorkerContext
     loop: asyncio.AbstractEventLoop
     _tasks: dict[AnyStream, asyncio.Task[None]]
-    _can_write: asyncio.Event
-    _queued_starts: deque[AnyStream]
+    _write_paused: bool  # the transport asked us to stop writing
+    _writable: asyncio.Event | None  # for send() to wait on; made the first time it pauses
+    _queued_starts: list[AnyStream]
     _starting: bool
 
     def _flush(self) -> None:
@@ -42,6 +42,17 @@ class AppRunner:
 
     def _count_connection(self) -> None:
         raise NotImplementedError
+
+    def _pause_writes(self) -> None:
+        self._write_paused = True
+        if self._writable is None:  # (an Event costs ~1 KiB: most connections never pause)
+            self._writable = asyncio.Event()
+        self._writable.clear()
+
+    def _resume_writes(self) -> None:
+        self._write_paused = False
+        if self._writable is not None:
+            self._writable.set()
 
     def _start_apps(self, streams: Sequence[AnyStream]) -> None:
         """Start an application call for each stream. Starting one can end a response at
@@ -55,7 +66,7 @@ class AppRunner:
         self._starting = True
         try:
             while queued:
-                self._start_app(queued.popleft())
+                self._start_app(queued.pop(0))
         finally:
             self._starting = False
 
@@ -107,8 +118,9 @@ class AppRunner:
                 self._flush()
                 while stream.send_blocked and not stream.disconnected:
                     await wait("send")
-                if not self._can_write.is_set():
-                    await self._can_write.wait()
+                if self._write_paused:
+                    assert self._writable is not None
+                    await self._writable.wait()
 
         log = self.config.log
         context = self.context

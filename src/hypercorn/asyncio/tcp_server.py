@@ -9,7 +9,6 @@ fastest way to drive asyncio and uvloop; everything protocol-specific lives in
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
 from ..admin import metrics
@@ -49,15 +48,14 @@ class TCPServer(AppRunner, asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.core: HTTPConnection  # created in connection_made, which asyncio calls first
-        self._can_write = asyncio.Event()
-        self._can_write.set()
-        self._write_paused = False  # (the same as ``not _can_write.is_set()``, cheaper)
+        self._write_paused = False
+        self._writable: asyncio.Event | None = None
         self._reading = True
         self._closing = False
         self._timer: asyncio.TimerHandle | None = None
         self._deadline = 0.0  # when the timer (if any) fires
         self._tasks: dict[AnyStream, asyncio.Task[None]] = {}
-        self._queued_starts: deque[AnyStream] = deque()
+        self._queued_starts: list[AnyStream] = []  # (a deque would cost 760 bytes each)
         self._starting = False
         self._counted_as: str | None = None
         self._refused = False  # over max_connections: closed at once
@@ -137,7 +135,7 @@ class TCPServer(AppRunner, asyncio.Protocol):
             metrics().connections.labels(self._counted_as).dec()
             self._counted_as = None
         self._closing = True
-        self._can_write.set()
+        self._resume_writes()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -147,15 +145,13 @@ class TCPServer(AppRunner, asyncio.Protocol):
     def pause_writing(self) -> None:
         # The peer is not reading: stop reading too, so a client that floods requests for
         # answers (pings, SETTINGS, pipelined requests) cannot grow our output buffer.
-        self._can_write.clear()
-        self._write_paused = True
+        self._pause_writes()
         if self._reading and self.transport is not None and not self._closing:
             self._reading = False
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        self._can_write.set()
-        self._write_paused = False
+        self._resume_writes()
         self._flush()
 
     # ---------------------------------------------------------------- shutdown

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Optional, Protocol
 
 from .http_stream import HTTPStream
 from .selection import SUPPORTED_ALPN
-from .ws_stream import AnyStream
+
+if TYPE_CHECKING:
+    from .ws_stream import AnyStream
 
 
 @dataclass

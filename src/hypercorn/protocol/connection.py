@@ -18,7 +18,6 @@ from .events import Request
 from .h1common import HTTP11Base
 from .h11 import H11Connection
 from .selection import H2_PREFACE as PREFACE
-from .ws_stream import AnyStream
 
 try:
     from .h1fast import FastH11Connection
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
     from ..config import Config
     from . import ConnectionInfo
     from .h2 import H2Connection
+    from .ws_stream import AnyStream
 
 
 def http11_adapter(config: Config) -> type[H11Connection] | type[FastH11Connection]:

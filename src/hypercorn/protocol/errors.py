@@ -18,6 +18,17 @@ class ProtocolError(Exception):
             self.status = status
 
 
+class HandshakeError(Exception):
+    """The upgrade request is not a valid WebSocket handshake; ``status`` says how to answer."""
+
+    def __init__(
+        self, message: str, status: int = 400, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or []
+
+
 class HeadersTooLarge(ProtocolError):
     status = 431
 

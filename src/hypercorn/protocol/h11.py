@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import h11
 
-from .errors import ProtocolError
+from .errors import HandshakeError, ProtocolError
 from .events import (
     Body,
     Data,
@@ -47,13 +47,16 @@ from .h1common import (
     error_response,
     h2c_settings,
     head_violation,
+    is_websocket_upgrade,
+    websocket_of,
+    websocket_stream,
 )
 from .http_stream import HTTPStream, reason_phrase
-from .ws_stream import AnyStream, HandshakeError, WSStream, is_websocket_upgrade
 
 if TYPE_CHECKING:
     from ..config import Config
     from . import ConnectionInfo
+    from .ws_stream import AnyStream
 
 # llhttp refuses chunk sizes that overflow 64 bits; h11 would wait for them: same answer here.
 MAX_CHUNK_SIZE = 2**64
@@ -229,7 +232,9 @@ class H11Connection(HTTP11Base):
         stream: AnyStream
         if method == "GET" and is_websocket_upgrade(asgi_request):
             try:
-                stream = WSStream(self.config, self.info, asgi_request, self._stream_event, now)
+                stream = websocket_stream(
+                    self.config, self.info, asgi_request, self._stream_event, now
+                )
             except HandshakeError as error:
                 self._send_error_and_close(error.status, error.headers)
                 return
@@ -316,12 +321,13 @@ class H11Connection(HTTP11Base):
                 reason=reason_phrase(event.status_code),
             )
         )
-        if event.status_code == 101 and isinstance(self._stream, WSStream):
+        websocket = websocket_of(self._stream)
+        if event.status_code == 101 and websocket is not None:
             # Switched: from now on the bytes belong to the WebSocket session.
-            self._websocket = self._stream
+            self._websocket = websocket
             leftover = bytes(self._h11.trailing_data[0])
             if leftover:
-                self._websocket.handle(Data(self._websocket.stream_id, leftover))
+                websocket.handle(Data(websocket.stream_id, leftover))
 
     def _response_complete(self) -> None:
         h11_conn = self._h11

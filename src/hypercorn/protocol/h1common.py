@@ -23,18 +23,18 @@ Each of these closes the connection after the answer.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Optional
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Optional, cast
 
 from .errors import HeadersTooLarge, MethodNotAllowed, ProtocolError
-from .events import Request, StreamClosed
+from .events import Event, Request, StreamClosed
 from .http_stream import HTTPStream, reason_phrase
 from .selection import SUPPORTED_ALPN
-from .ws_stream import AnyStream, WSStream
 
 if TYPE_CHECKING:
     from ..config import Config
     from . import ConnectionInfo
+    from .ws_stream import AnyStream, WSStream
 
 # The methods llhttp knows (HTTP and WebDAV/CalDAV extensions); a test keeps this in step
 # with the installed httptools.
@@ -110,6 +110,35 @@ def check_request(
         else:
             raise ProtocolError("request target is not origin-form or absolute-form")
     return target, bool(lengths or chunked)
+
+
+def is_websocket_upgrade(request: Request) -> bool:
+    """True if an HTTP/1.1 request asks to upgrade to WebSocket."""
+    for name, value in request.headers:
+        if name == b"upgrade" and value.lower() == b"websocket":
+            return True
+    return False
+
+
+def websocket_stream(
+    config: Config,
+    info: ConnectionInfo,
+    request: Request,
+    emit: Callable[[Event], None],
+    now: float,
+) -> WSStream:
+    """A WebSocket session for an upgrade request (raises HandshakeError). wsproto is
+    imported with the first one: a server that never sees one does not pay its memory."""
+    from .ws_stream import WSStream
+
+    return WSStream(config, info, request, emit, now)
+
+
+def websocket_of(stream: AnyStream | None) -> WSStream | None:
+    """``stream`` if it is a WebSocket session, else None (without importing ws_stream)."""
+    if stream is None or stream.http:
+        return None
+    return cast("WSStream", stream)
 
 
 def body_timeout(config: Config) -> Optional[float]:

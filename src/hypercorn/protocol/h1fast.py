@@ -21,14 +21,13 @@ close-delimited for HTTP/1.0 (which never keeps the connection alive, as with h1
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Optional
 
 import h11
 import httptools
 
-from .errors import ProtocolError
+from .errors import HandshakeError, ProtocolError
 from .events import (
     Body,
     Data,
@@ -48,13 +47,16 @@ from .h1common import (
     check_request,
     error_response,
     h2c_settings,
+    is_websocket_upgrade,
+    websocket_of,
+    websocket_stream,
 )
 from .http_stream import HTTPStream, reason_phrase
-from .ws_stream import AnyStream, HandshakeError, WSStream, is_websocket_upgrade
 
 if TYPE_CHECKING:
     from ..config import Config
     from . import ConnectionInfo
+    from .ws_stream import AnyStream
 
 _STATUS_LINES: dict[int, bytes] = {}
 
@@ -104,7 +106,9 @@ class FastH11Connection(HTTP11Base):
         self._head_began_now = False  # ... in the read being parsed
         self._used = 0  # bytes of the read being parsed that earlier requests used
         self._in_head = False
-        self._pending: deque[_Pending] = deque()  # parsed requests waiting for their turn
+        # Parsed requests waiting for their turn (a list: a deque costs 760 bytes for every
+        # connection, and this one is short, bounded by h11_max_incomplete_size).
+        self._pending: list[_Pending] = []
         self._pending_bytes = 0
         self._discarding = False  # answered before the body ended: drop the rest
         self._input_done = False  # a request without keep-alive ended: the rest is ignored
@@ -298,7 +302,9 @@ class FastH11Connection(HTTP11Base):
         stream: AnyStream
         if message.upgrade and request.method == "GET" and is_websocket_upgrade(request):
             try:
-                stream = WSStream(self.config, self.info, request, self._stream_event, self._now)
+                stream = websocket_stream(
+                    self.config, self.info, request, self._stream_event, self._now
+                )
             except HandshakeError as error:
                 self._send_error_and_close(error.status, error.headers)
                 return
@@ -327,7 +333,7 @@ class FastH11Connection(HTTP11Base):
             self._unprocessed = rest
             return
         stream = self._stream
-        if isinstance(stream, WSStream):
+        if websocket_of(stream) is not None:
             self._unprocessed = rest  # delivered after the 101
             return
         # An Upgrade we do not act on: carry on with HTTP/1.1 after this request.
@@ -474,11 +480,12 @@ class FastH11Connection(HTTP11Base):
         lines += [b"%s: %s\r\n" % item for item in event.headers]
         lines.append(b"\r\n")
         self._out += b"".join(lines)
-        if event.status_code == 101 and isinstance(self._stream, WSStream):
-            self._websocket = self._stream
+        websocket = websocket_of(self._stream)
+        if event.status_code == 101 and websocket is not None:
+            self._websocket = websocket
             leftover, self._unprocessed = self._unprocessed, b""
             if leftover:
-                self._websocket.handle(Data(self._websocket.stream_id, leftover))
+                websocket.handle(Data(websocket.stream_id, leftover))
 
     def _response_complete(self) -> None:
         message = self._message
@@ -504,7 +511,7 @@ class FastH11Connection(HTTP11Base):
         self._idle_since = None
         self._idle_pending = True
         if self._pending:
-            pending = self._pending.popleft()
+            pending = self._pending.pop(0)
             self._pending_bytes -= pending.size
             if self._parsing_stream is pending:
                 self._parsing_stream = None  # its body now goes straight to its stream

@@ -159,6 +159,8 @@ def request_scope(config: Config, info: ConnectionInfo, request: Request) -> Sco
 class HTTPStream:
     """One request/response exchange, seen from the application."""
 
+    http = True  # (and False on a WSStream: adapters tell the two apart without importing it)
+
     __slots__ = (
         "_body_received",
         "_expect_100",

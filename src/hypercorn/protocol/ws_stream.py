@@ -31,6 +31,7 @@ from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.utilities import LocalProtocolError, generate_accept_token
 
 from ..utils import UnexpectedMessageError, build_and_validate_headers
+from .errors import HandshakeError
 from .events import (
     Body,
     Data,
@@ -64,27 +65,10 @@ class WSState(Enum):
     CLOSED = auto()
 
 
-class HandshakeError(Exception):
-    """The upgrade request is not a valid WebSocket handshake; ``status`` says how to answer."""
-
-    def __init__(
-        self, message: str, status: int = 400, headers: Optional[list[tuple[bytes, bytes]]] = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.headers = headers or []
-
-
-def is_websocket_upgrade(request: Request) -> bool:
-    """True if an HTTP/1.1 request asks to upgrade to WebSocket."""
-    for name, value in request.headers:
-        if name == b"upgrade" and value.lower() == b"websocket":
-            return True
-    return False
-
-
 class WSStream:
     """One WebSocket session, seen from the application."""
+
+    http = False
 
     def __init__(
         self,
