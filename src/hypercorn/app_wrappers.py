@@ -188,7 +188,10 @@ class WSGIWrapper:
                 if too_large:
                     await _send_simple(send, 413)
                     return
-        await sync_spawn(self.run_app, scope, receive, send, call_soon)
+        # The last messages of a response come back from the thread and are sent here: a
+        # response in one piece (most WSGI responses) costs one thread hop, not three.
+        for message in await sync_spawn(self.run_app, scope, receive, send, call_soon):
+            await send(message)
 
     def run_app(
         self,
@@ -196,8 +199,10 @@ class WSGIWrapper:
         receive: ASGIReceiveCallable,
         send: ASGISendCallable,
         call_soon: CallSoon,
-    ) -> None:
-        """Run the application in the calling (worker) thread."""
+    ) -> list[dict[str, Any]]:
+        """Run the application in the calling (worker) thread. Earlier parts of a streamed
+        response are sent from here; the messages that end it are returned, for the caller
+        to send on the event loop."""
         environ = build_environ(scope, _InputStream(receive, call_soon, self.max_body_size))
         response: dict[str, Any] = {}
         headers_sent = False
@@ -219,19 +224,19 @@ class WSGIWrapper:
             ]
             return write
 
-        def send_headers() -> None:
+        def start_message() -> dict[str, Any]:
             nonlocal headers_sent
             if not response:
                 raise AssertionError("the WSGI application returned before start_response")
             headers_sent = True
-            call_soon(
-                send,
-                {
-                    "type": "http.response.start",
-                    "status": response["status"],
-                    "headers": response["headers"],
-                },
-            )
+            return {
+                "type": "http.response.start",
+                "status": response["status"],
+                "headers": response["headers"],
+            }
+
+        def send_headers() -> None:
+            call_soon(send, start_message())
 
         def write(data: bytes) -> None:
             if not headers_sent:
@@ -246,7 +251,7 @@ class WSGIWrapper:
         except RequestBodyTooLarge:
             if not headers_sent:
                 call_soon(_send_simple, send, 413)
-                return
+                return []
             raise
         try:
             iterator = iter(result)
@@ -261,23 +266,24 @@ class WSGIWrapper:
             except RequestBodyTooLarge:
                 if not headers_sent:
                     call_soon(_send_simple, send, 413)
-                    return
+                    return []
                 raise
-            if not headers_sent:
-                send_headers()
+            if not response:
+                raise AssertionError("the WSGI application returned before start_response")
             pending = first
             for chunk in iterator:
                 if not chunk:
                     continue
+                if not headers_sent:
+                    send_headers()
                 if pending:
                     call_soon(
                         send,
                         {"type": "http.response.body", "body": bytes(pending), "more_body": True},
                     )
                 pending = chunk
-            call_soon(
-                send, {"type": "http.response.body", "body": bytes(pending), "more_body": False}
-            )
+            last = {"type": "http.response.body", "body": bytes(pending), "more_body": False}
+            return [last] if headers_sent else [start_message(), last]
         finally:
             close = getattr(result, "close", None)
             if close is not None:
