@@ -268,8 +268,6 @@ class WSGIWrapper:
                     call_soon(_send_simple, send, 413)
                     return []
                 raise
-            if not response:
-                raise AssertionError("the WSGI application returned before start_response")
             pending = first
             for chunk in iterator:
                 if not chunk:
