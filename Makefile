@@ -33,8 +33,8 @@ test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests app certs
-	$(VENV)/bin/ruff format --check src tests app certs
+	$(VENV)/bin/ruff check src tests app certs bench
+	$(VENV)/bin/ruff format --check src tests app certs bench
 	$(VENV)/bin/mypy
 
 certs: $(STAMP)
@@ -70,8 +70,8 @@ docs: $(STAMP)
 	$(PY) -m hypercorn.settings
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format src tests app certs
-	$(VENV)/bin/ruff check --fix src tests app certs
+	$(VENV)/bin/ruff format src tests app certs bench
+	$(VENV)/bin/ruff check --fix src tests app certs bench
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -63,8 +63,12 @@ def main() -> None:
 
         task = asyncio.ensure_future(drive())
         profiler.enable()
-        await serve(app, config, shutdown_trigger=stop.wait,
-                    mode="wsgi" if args.scenario == "wsgi" else "asgi")
+        await serve(
+            app,
+            config,
+            shutdown_trigger=stop.wait,
+            mode="wsgi" if args.scenario == "wsgi" else "asgi",
+        )
         profiler.disable()
         await task
 

@@ -32,21 +32,27 @@ ROOT = HERE.parent
 VENVS = HERE / ".venvs"
 # What each server's virtualenv gets: this server from this checkout (with the fast extra:
 # uvloop and httptools, as in the container image), the references from PyPI.
-REFERENCES = {"hypercorn": ["-e", f"{ROOT}[fast]"], "uvicorn": ["uvicorn[standard]"],
-              "granian": ["granian"]}
+REFERENCES = {
+    "hypercorn": ["-e", f"{ROOT}[fast]"],
+    "uvicorn": ["uvicorn[standard]"],
+    "granian": ["granian"],
+}
 PYTHON = sys.executable  # every server runs on this interpreter (--python)
 
 
 def venv_python(name: str) -> Path:
     """A virtualenv with the server ``name`` on the chosen interpreter (created once)."""
-    version = subprocess.run([PYTHON, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    version = subprocess.run(
+        [PYTHON, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     path = VENVS / f"{name}-{version}"
     python = path / "bin" / "python"
     if not python.exists():
         subprocess.run([PYTHON, "-m", "venv", str(path)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *REFERENCES[name]],
-                       check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *REFERENCES[name]], check=True)
     return python
 
 
@@ -61,25 +67,71 @@ def commands(port: int, wsgi: bool = False) -> dict[str, list[str]]:
     module = "hello_wsgi:app" if wsgi else "hello:app"
     apps = str(HERE / "apps")
     return {
-        "hypercorn": [str(ours), "-m", "hypercorn", "-w", "0", "-k", "uvloop",
-                      "-b", f"127.0.0.1:{port}", "--app-dir", apps,
-                      f"wsgi:{module}" if wsgi else module],
-        "uvicorn": [str(venv_python("uvicorn")), "-m", "uvicorn", "--app-dir", apps,
-                    "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
-                    "--http", "httptools", "--ws", "websockets", "--no-access-log",
-                    "--log-level", "warning", *(["--interface", "wsgi"] if wsgi else []),
-                    module],
-        "granian": [str(venv_python("granian").parent / "granian"), "--interface",
-                    "wsgi" if wsgi else "asgi", "--host", "127.0.0.1", "--port", str(port),
-                    "--workers", "1", "--working-dir", apps, module],
+        "hypercorn": [
+            str(ours),
+            "-m",
+            "hypercorn",
+            "-w",
+            "0",
+            "-k",
+            "uvloop",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--app-dir",
+            apps,
+            f"wsgi:{module}" if wsgi else module,
+        ],
+        "uvicorn": [
+            str(venv_python("uvicorn")),
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            apps,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--ws",
+            "websockets",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            *(["--interface", "wsgi"] if wsgi else []),
+            module,
+        ],
+        "granian": [
+            str(venv_python("granian").parent / "granian"),
+            "--interface",
+            "wsgi" if wsgi else "asgi",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--working-dir",
+            apps,
+            module,
+        ],
         "bare uvloop": [str(ours), str(HERE / "apps" / "bare_uvloop.py"), str(port)],
     }
 
 
 def wrk(path: str, connections: int, *extra: str) -> Callable[[int, int], list[str]]:
     def command(port: int, duration: int) -> list[str]:
-        return ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", *extra,
-                f"http://127.0.0.1:{port}{path}"]
+        return [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{duration}s",
+            *extra,
+            f"http://127.0.0.1:{port}{path}",
+        ]
+
     return command
 
 
@@ -98,13 +150,25 @@ RATE = {
 }
 # name: (load command, rate pattern, servers, WSGI app?)
 SCENARIOS: dict[str, tuple[Callable[[int, int], list[str]], str, list[str], bool]] = {
-    "keep-alive": (wrk("/", 64), RATE["wrk"],
-                   ["hypercorn", "uvicorn", "granian", "bare uvloop"], False),
-    "connection-close": (wrk("/", 64, "-H", "Connection: close"), RATE["wrk"],
-                         ["hypercorn", "uvicorn", "granian"], False),
+    "keep-alive": (
+        wrk("/", 64),
+        RATE["wrk"],
+        ["hypercorn", "uvicorn", "granian", "bare uvloop"],
+        False,
+    ),
+    "connection-close": (
+        wrk("/", 64, "-H", "Connection: close"),
+        RATE["wrk"],
+        ["hypercorn", "uvicorn", "granian"],
+        False,
+    ),
     "download-1mib": (wrk("/1mib", 16), RATE["wrk"], ["hypercorn", "uvicorn", "granian"], False),
-    "upload-1mib": (wrk("/echo", 16, "-s", str(HERE / "apps" / "post1mib.lua")), RATE["wrk"],
-                    ["hypercorn", "uvicorn", "granian"], False),
+    "upload-1mib": (
+        wrk("/echo", 16, "-s", str(HERE / "apps" / "post1mib.lua")),
+        RATE["wrk"],
+        ["hypercorn", "uvicorn", "granian"],
+        False,
+    ),
     "wsgi": (wrk("/", 64), RATE["wrk"], ["hypercorn", "uvicorn", "granian"], True),
     "websocket": (ws_load, RATE["ws"], ["hypercorn", "uvicorn", "granian"], False),
     # uvicorn has no HTTP/2; Granian speaks h2c only with --http 2
@@ -130,16 +194,21 @@ def measure(scenario: str, name: str, duration: int) -> float:
     command = commands(port, wsgi)[name]
     if scenario == "h2c" and name == "granian":
         command = [*command[:1], "--http", "2", *command[1:]]
-    server = subprocess.Popen(["taskset", "-c", "0", *command],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        ["taskset", "-c", "0", *command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         wait_listening(port)
         subprocess.run(["taskset", "-c", "1", *load(port, 1)], capture_output=True)  # warm-up
-        result = subprocess.run(["taskset", "-c", "1", *load(port, duration)],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            ["taskset", "-c", "1", *load(port, duration)], capture_output=True, text=True
+        )
         match = re.search(pattern, result.stdout)
-        errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)|"
-                           r"(\d+) failed", result.stdout)
+        errors = re.search(
+            r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)|"
+            r"(\d+) failed",
+            result.stdout,
+        )
         if errors and errors.group(0) != "0 failed":
             print(f"  {scenario} {name}: {errors.group(0)}", file=sys.stderr)
         return float(match.group(1)) if match else 0.0
@@ -155,8 +224,11 @@ def idle_rss(name: str, connections: int = 1000) -> float:
     """The server's RSS (MiB) holding ``connections`` idle keep-alive connections, each of
     which has made one request."""
     port = free_port()
-    server = subprocess.Popen(["taskset", "-c", "0", *commands(port)[name]],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        ["taskset", "-c", "0", *commands(port)[name]],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     sockets = []
     try:
         wait_listening(port)
@@ -168,11 +240,7 @@ def idle_rss(name: str, connections: int = 1000) -> float:
             sock.settimeout(5)
             sock.recv(65536)
         time.sleep(1)
-        with open(f"/proc/{server.pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        return 0.0
+        return rss_mib(server.pid)
     finally:
         for sock in sockets:
             sock.close()
@@ -183,16 +251,98 @@ def idle_rss(name: str, connections: int = 1000) -> float:
             server.kill()
 
 
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def long_run(total: int, warm_up: int = 100_000) -> tuple[list[tuple[int, float]], int]:
+    """Serve ``total`` keep-alive requests (wrk, 64 connections, in 5 s slices) after
+    ``warm_up`` requests; return (requests so far, RSS MiB) after each slice, and the number
+    of failed requests. Connections are recycled every ``keep_alive_max_requests`` (1000),
+    so this also churns connections."""
+    port = free_port()
+    server = subprocess.Popen(
+        ["taskset", "-c", "0", *commands(port)["hypercorn"]],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    samples: list[tuple[int, float]] = []
+    failed = 0
+    try:
+        wait_listening(port)
+        done = 0
+        target = warm_up
+        while done < warm_up + total:
+            result = subprocess.run(
+                ["taskset", "-c", "1", *wrk("/", 64)(port, 5)], capture_output=True, text=True
+            )
+            match = re.search(r"(\d+) requests in", result.stdout)
+            done += int(match.group(1)) if match else 0
+            errors = re.search(r"Non-2xx or 3xx responses: (\d+)", result.stdout)
+            failed += int(errors.group(1)) if errors else 0
+            if done >= target:
+                samples.append((max(done - warm_up, 0), rss_mib(server.pid)))
+                target = done
+        return samples, failed
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def print_long_run(total: int) -> None:
+    samples, failed = long_run(total)
+    base = samples[0][1]
+    peak = max(rss for _, rss in samples)
+    low = min(rss for _, rss in samples)
+    print(f"\n| {total:,} keep-alive requests after a 100,000-request warm-up | RSS MiB |")
+    print("|---|---:|")
+    shown = samples[:: max(1, len(samples) // 8)]
+    if shown[-1] is not samples[-1]:
+        shown.append(samples[-1])
+    for done, rss in shown:
+        print(f"| after {done:,} | {rss:.1f} |")
+    print(
+        f"\nRSS after warm-up {base:.1f} MiB, lowest {low:.1f}, highest {peak:.1f} "
+        f"({(peak / base - 1) * 100:+.1f}%), at the end {samples[-1][1]:.1f} "
+        f"({(samples[-1][1] / base - 1) * 100:+.1f}%); {samples[-1][0]:,} requests, "
+        f"{failed} non-2xx."
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS),
-                        help="comma-separated, from: " + ", ".join(SCENARIOS))
-    parser.add_argument("--no-memory", dest="memory", action="store_false",
-                        help="skip the idle-connections RSS measurement")
-    parser.add_argument("--python", default=sys.executable,
-                        help="the interpreter every server runs on (default: this one)")
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help="comma-separated, from: " + ", ".join(SCENARIOS),
+    )
+    parser.add_argument(
+        "--no-memory",
+        dest="memory",
+        action="store_false",
+        help="skip the idle-connections RSS measurement",
+    )
+    parser.add_argument(
+        "--long-run",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also serve N requests (e.g. 1000000) and report RSS along them",
+    )
+    parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help="the interpreter every server runs on (default: this one)",
+    )
     options = parser.parse_args()
     global PYTHON
     PYTHON = options.python
@@ -201,12 +351,17 @@ def main() -> int:
             print(f"bench: {tool} is not installed", file=sys.stderr)
             return 1
     version = subprocess.run([PYTHON, "--version"], capture_output=True, text=True).stdout
-    print(f"\n{options.rounds} interleaved rounds of {options.duration}s per server, one worker "
-          f"on CPU 0, the load generator on CPU 1 ({time.strftime('%Y-%m-%d')}, "
-          f"{os.cpu_count()} CPUs, {version.strip()}). Rates are requests/s (messages/s for "
-          f"websocket); the ratio is hypercorn's rate over the server's.\n")
-    print("| scenario | " + " | ".join(["hypercorn", "uvicorn", "granian", "bare uvloop"])
-          + " | vs best reference |")
+    print(
+        f"\n{options.rounds} interleaved rounds of {options.duration}s per server, one worker "
+        f"on CPU 0, the load generator on CPU 1 ({time.strftime('%Y-%m-%d')}, "
+        f"{os.cpu_count()} CPUs, {version.strip()}). Rates are requests/s (messages/s for "
+        f"websocket); the ratio is hypercorn's rate over the server's.\n"
+    )
+    print(
+        "| scenario | "
+        + " | ".join(["hypercorn", "uvicorn", "granian", "bare uvloop"])
+        + " | vs best reference |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for scenario in options.scenarios.split(","):
         servers = SCENARIOS[scenario][2]
@@ -214,8 +369,10 @@ def main() -> int:
         for round_number in range(options.rounds):
             for name in servers:
                 results[name].append(measure(scenario, name, options.duration))
-                print(f"{scenario} round {round_number + 1}: {name}: {results[name][-1]:.0f}",
-                      file=sys.stderr)
+                print(
+                    f"{scenario} round {round_number + 1}: {name}: {results[name][-1]:.0f}",
+                    file=sys.stderr,
+                )
         medians = {name: statistics.median(values) for name, values in results.items()}
         ours = medians["hypercorn"]
         best = max((medians[n] for n in ("uvicorn", "granian") if n in medians), default=0)
@@ -233,10 +390,14 @@ def main() -> int:
     if options.memory:
         print("\n| memory: RSS with 1000 idle keep-alive connections | MiB | hypercorn / server |")
         print("|---|---:|---:|")
-        rss = {name: statistics.median(idle_rss(name) for _ in range(options.rounds))
-               for name in ("hypercorn", "uvicorn", "granian")}
+        rss = {
+            name: statistics.median(idle_rss(name) for _ in range(options.rounds))
+            for name in ("hypercorn", "uvicorn", "granian")
+        }
         for name, value in rss.items():
             print(f"| {name} | {value:.1f} | {rss['hypercorn'] / value:.2f} |")
+    if options.long_run:
+        print_long_run(options.long_run)
     return 0
 
 

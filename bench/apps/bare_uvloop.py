@@ -8,8 +8,7 @@ import sys
 
 import uvloop
 
-RESPONSE = (b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 13\r\n\r\n"
-            b"Hello, world!")
+RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 13\r\n\r\nHello, world!"
 
 
 class Fixed(asyncio.Protocol):
@@ -21,7 +20,7 @@ class Fixed(asyncio.Protocol):
         self.buffer += data
         count = self.buffer.count(b"\r\n\r\n")
         if count:
-            self.buffer = self.buffer[self.buffer.rfind(b"\r\n\r\n") + 4:]
+            self.buffer = self.buffer[self.buffer.rfind(b"\r\n\r\n") + 4 :]
             self.transport.write(RESPONSE * count)  # type: ignore[attr-defined]
 
 

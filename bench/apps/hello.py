@@ -20,8 +20,13 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             message = await receive()
             if message["type"] != "websocket.receive":
                 return
-            await send({"type": "websocket.send", "bytes": message.get("bytes"),
-                        "text": message.get("text")})
+            await send(
+                {
+                    "type": "websocket.send",
+                    "bytes": message.get("bytes"),
+                    "text": message.get("text"),
+                }
+            )
     if scope["type"] != "http":
         return
     path = scope["path"]
@@ -36,8 +41,13 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             if not message.get("more_body"):
                 break
         body = b"".join(chunks)
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
     else:
         await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
