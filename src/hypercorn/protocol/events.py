@@ -46,8 +46,13 @@ class EndData(Event):
 
 @dataclass(slots=True)
 class Response(Event):
+    """The response head; a response the application sent in one piece also carries its
+    ``body`` and ``end`` (as if ``Body`` and ``EndBody`` followed): one event, not three."""
+
     status_code: int
     headers: list[tuple[bytes, bytes]]
+    body: bytes = b""
+    end: bool = False
 
 
 @dataclass(slots=True)

@@ -290,6 +290,10 @@ class H11Connection(HTTP11Base):
                     reason=reason_phrase(event.status_code),
                 )
             )
+            if event.body:
+                self._out += h11_conn.send(h11.Data(data=event.body))
+            if event.end:
+                self._send_stream_event(EndBody(event.stream_id))
         elif isinstance(event, Body):
             self._out += h11_conn.send(h11.Data(data=event.data))
         elif isinstance(event, Trailers):

@@ -43,6 +43,7 @@ from .events import (
 from .h1common import (
     H2C_DROPPED,
     H2C_SWITCH,
+    KNOWN_METHODS,
     HTTP11Base,
     check_request,
     error_response,
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     from .ws_stream import AnyStream
 
 _STATUS_LINES: dict[int, bytes] = {}
+_METHOD_NAMES = {method: method.decode("ascii") for method in KNOWN_METHODS}
 
 
 def _status_line(status: int) -> bytes:
@@ -222,19 +224,20 @@ class FastH11Connection(HTTP11Base):
         method = parser.get_method()
         if self._head_began_now:  # request line, headers and the blank line: all in this read
             self._used += len(method) + 14 + self._head_bytes
-        version = parser.get_http_version().encode("ascii")
+        http_version = parser.get_http_version()
+        version = http_version.encode("ascii")
         target, has_body = check_request(self.config, method, self._url, self._headers, version)
         message = _Message()
         message.has_body = has_body
-        message.keep_alive = version == b"1.1" and parser.should_keep_alive()
-        message.expect_100 = self._expect and version == b"1.1"
+        message.keep_alive = http_version == "1.1" and parser.should_keep_alive()
+        message.expect_100 = self._expect and http_version == "1.1"
         message.upgrade = self._upgrade
         request = Request(
-            stream_id=0,
-            headers=self._raw_headers if self._raw_headers is not None else self._headers,
-            http_version=version.decode("ascii"),
-            method=method.decode("ascii"),
-            raw_path=target,
+            0,
+            self._raw_headers if self._raw_headers is not None else self._headers,
+            http_version,
+            _METHOD_NAMES[method],  # (check_request let only known methods through)
+            target,
         )
         self._parsing = message
         if self._stream is None and not self._pending and self.upgrade is None:
@@ -375,6 +378,10 @@ class FastH11Connection(HTTP11Base):
         # (the event classes have no subclasses: ``type() is`` is cheaper than isinstance)
         if type(event) is Response:
             self._start_response(event)
+            if event.body:
+                self._send_body(event.body)
+            if event.end:
+                self._end_response(None)
         elif type(event) is Body:
             self._send_body(event.data)
         elif type(event) is EndBody:

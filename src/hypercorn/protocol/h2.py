@@ -327,6 +327,11 @@ class H2Connection:
                 (name, value) for name, value in event.headers if name not in CONNECTION_HEADERS
             ]
             self._h2.send_headers(stream_id, headers)
+            if event.body or event.end:  # a response in one piece
+                outbox = self._outbox(stream_id)
+                outbox.data += event.body
+                outbox.end = event.end
+                self._flush_outbox(stream_id)
         elif isinstance(event, (Body, Data)):  # Data: WebSocket frames
             self._outbox(stream_id).data += event.data
             self._flush_outbox(stream_id)

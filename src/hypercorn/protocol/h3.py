@@ -329,6 +329,11 @@ class H3Session:
                 (name, value) for name, value in event.headers if name not in CONNECTION_HEADERS
             ]
             self._send(lambda h3: h3.send_headers(stream_id, headers))
+            if type(event) is Response:  # a response in one piece: its body and end
+                if event.body:
+                    self._stream_event(Body(stream_id, event.body))
+                if event.end:
+                    self._stream_event(EndBody(stream_id))
         elif isinstance(event, (Body, Data)):  # Data: WebSocket frames
             if event.data:
                 self._send(lambda h3: h3.send_data(stream_id, event.data, False))

@@ -432,9 +432,19 @@ class HTTPStream:
                 headers.append((b"content-length", str(len(body)).encode("ascii")))
         assert self.status is not None
         self.response_headers = headers = self._default_headers(headers)
-        self.emit(Response(self.stream_id, self.status, headers))
-        self.state = StreamState.BODY
-        self._body(message)
+        if message.get("more_body", False) or self._trailers_expected:
+            self.emit(Response(self.stream_id, self.status, headers))
+            self.state = StreamState.BODY
+            self._body(message)
+            return
+        # The whole response in one message (the common case): one event for the adapter.
+        if body and not self._suppress:
+            self.bytes_sent = len(body)
+            body = bytes(body)
+        else:
+            body = b""
+        self.state = StreamState.CLOSED
+        self.emit(Response(self.stream_id, self.status, headers, body, True))
 
     def _body(self, message: dict[str, Any]) -> None:
         body = message.get("body", b"")
