@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import re
 import socket
 import threading
 from collections.abc import Callable
@@ -59,6 +61,37 @@ def test_pipelined_requests_on_raw_socket(serve: Serve) -> None:
     positions = [data.index(b"x-path: /%d" % i) for i in range(5)]
     assert positions == sorted(positions)
     assert data.index(b"x-path: /last") > positions[-1]
+
+
+_LAST_PATH: contextvars.ContextVar[str] = contextvars.ContextVar("last_path", default="none")
+
+
+async def _context_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers with what the context variable held when the request began, then sets it;
+    requests under /wait/ wait a loop turn first (so they do not finish in one step)."""
+    if scope["type"] != "http":
+        return
+    seen = _LAST_PATH.get()
+    _LAST_PATH.set(scope["path"])
+    if scope["path"].startswith("/wait/"):
+        await anyio.sleep(0.001)
+    body = f"{scope['path']} saw {seen};".encode()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+
+
+def test_each_request_runs_in_its_own_context(serve: Serve) -> None:
+    """A context variable an application sets is not seen by the next request on the same
+    connection, whether the application finished at once or waited; pipelined requests of
+    both kinds are answered in order."""
+    server = serve(_context_app)
+    paths = ["/a", "/wait/b", "/c", "/wait/d", "/e", "/f"]
+    requests = b"".join(b"GET %s HTTP/1.1\r\nHost: a\r\n\r\n" % p.encode() for p in paths)
+    data = raw_exchange(
+        server.port, requests + b"GET /end HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    )
+    bodies = re.findall(rb"(/[\w/]+) saw ([^;]+);", data)
+    assert bodies == [(p.encode(), b"none") for p in [*paths, "/end"]]
 
 
 def test_chunked_upload_and_streamed_download(serve: Serve) -> None:

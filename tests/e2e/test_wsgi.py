@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -85,6 +86,25 @@ class ClosingIterable:
 @pytest.fixture
 def server(serve: Serve) -> RunningServer:
     return serve(wsgi_app, wsgi_max_body_size=1024 * 1024)
+
+
+_WSGI_VAR: contextvars.ContextVar[str] = contextvars.ContextVar("wsgi_var", default="none")
+
+
+def _context_wsgi_app(environ: dict[str, Any], start_response: Any) -> Any:
+    seen = _WSGI_VAR.get()
+    _WSGI_VAR.set(environ["PATH_INFO"])
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [seen.encode()]
+
+
+def test_wsgi_requests_do_not_share_context_variables(serve: Serve) -> None:
+    """The worker threads are reused: a context variable one WSGI request sets must not be
+    seen by the next one running on the same thread."""
+    server = serve(_context_wsgi_app, mode="wsgi")
+    with httpx.Client() as client:
+        seen = [client.get(f"{server.url}/{i}").text for i in range(8)]
+    assert seen == ["none"] * 8
 
 
 def test_wsgi_echo_and_streamed_input(server: RunningServer) -> None:

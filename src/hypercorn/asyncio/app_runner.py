@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ class AppRunner:
     _writable: asyncio.Event | None  # for send() to wait on; made the first time it pauses
     _queued_starts: list[AnyStream]
     _starting: bool
+    _app_context: contextvars.Context  # what every application call starts from
 
     def _flush(self) -> None:
         raise NotImplementedError
@@ -75,7 +77,7 @@ class AppRunner:
             stream.reject(503, [(b"retry-after", b"1")])  # over max_concurrent_requests
             self._flush()
             return
-        task = self.loop.create_task(self._run_app(stream))
+        task = self._app_context.copy().run(self.loop.create_task, self._run_app(stream))
         self._tasks[stream] = task
         self.context.tasks.add(task)
         task.add_done_callback(partial(self._app_done, stream))
@@ -154,7 +156,10 @@ class AppRunner:
                 await log.access(stream.scope, access_response(stream), elapsed)
 
     async def _sync_spawn(self, func: Callable[..., Any], *args: Any) -> Any:
-        return await self.loop.run_in_executor(self.context.executor, partial(func, *args))
+        # In a copy of this request's context (as asyncio.to_thread does): a worker thread's
+        # own context would carry one WSGI request's context variables into the next.
+        call = partial(contextvars.copy_context().run, func, *args)
+        return await self.loop.run_in_executor(self.context.executor, call)
 
     def _call_soon(self, func: Callable[..., Any], *args: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(func(*args), self.loop).result()

@@ -9,6 +9,7 @@ fastest way to drive asyncio and uvloop; everything protocol-specific lives in
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from typing import TYPE_CHECKING, Any, cast
 
 from ..admin import metrics
@@ -55,6 +56,10 @@ class TCPServer(AppRunner, asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._deadline = 0.0  # when the timer (if any) fires
         self._tasks: dict[AnyStream, asyncio.Task[None]] = {}
+        # Each application call starts from this context, not from wherever it was started
+        # (often inside the previous request's send()): a context variable one request sets
+        # must not leak into the next.
+        self._app_context = contextvars.copy_context()
         self._queued_starts: list[AnyStream] = []  # (a deque would cost 760 bytes each)
         self._starting = False
         self._counted_as: str | None = None
@@ -194,6 +199,8 @@ class TCPServer(AppRunner, asyncio.Protocol):
                 self._timer = None
             self._close_lingering(transport)
             return
+        if self._starting:
+            return  # an application running eagerly from an outer flush, which does the rest
         if core.wants_read and not self._write_paused:
             if not self._reading:
                 self._reading = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ class AppRunner:
     context: WorkerContext
     _apps: trio.Nursery | None
     _app_scopes: dict[AnyStream, trio.CancelScope]
+    _app_context: contextvars.Context  # what every application call starts from
 
     async def _flush(self) -> None:
         raise NotImplementedError
@@ -47,7 +49,7 @@ class AppRunner:
                 continue
             # The scope exists before the task runs, so a cancellation can never miss it.
             self._app_scopes[stream] = trio.CancelScope()
-            self._apps.start_soon(self._run_app, stream)
+            self._app_context.copy().run(self._apps.start_soon, self._run_app, stream)
         for stream in to_cancel:
             scope = self._app_scopes.get(stream)
             if scope is not None:

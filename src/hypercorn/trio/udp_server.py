@@ -4,6 +4,7 @@ for TCP (:class:`AppRunner`)."""
 
 from __future__ import annotations
 
+import contextvars
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,10 @@ class UDPServer(AppRunner):
         )
         self._apps: trio.Nursery | None = None
         self._app_scopes: dict[AnyStream, trio.CancelScope] = {}
+        # Each application call starts from this context, not from wherever it was started
+        # (often inside the previous request's send()): a context variable one request sets
+        # must not leak into the next.
+        self._app_context = contextvars.copy_context()
         self._io_scope = trio.CancelScope()
         self._timer_scope: trio.CancelScope | None = None
         self._deadline: float | None = None
