@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import sys
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -77,7 +78,20 @@ class AppRunner:
             stream.reject(503, [(b"retry-after", b"1")])  # over max_concurrent_requests
             self._flush()
             return
-        task = self._app_context.copy().run(self.loop.create_task, self._run_app(stream))
+        if sys.version_info >= (3, 12):
+            # Run the application at once, up to its first real wait: a handler that
+            # answers without waiting (most do) finishes here, with no task scheduled.
+            task = asyncio.Task(
+                self._run_app(stream),
+                loop=self.loop,
+                eager_start=True,
+                context=self._app_context.copy(),
+            )
+            if task.done():  # (an error _run_app let through is reported as for any task)
+                self.context.in_flight -= 1
+                return
+        else:
+            task = self._app_context.copy().run(self.loop.create_task, self._run_app(stream))
         self._tasks[stream] = task
         self.context.tasks.add(task)
         task.add_done_callback(partial(self._app_done, stream))
