@@ -28,13 +28,16 @@ if TYPE_CHECKING:
 LINGER_TIMEOUT = 2.0  # seconds to wait for the client's FIN after ours
 
 
-def transport_info(transport: asyncio.BaseTransport, state: dict[str, Any]) -> ConnectionInfo:
-    sock = transport.get_extra_info("socket")
+def transport_info(
+    transport: asyncio.BaseTransport, ssl_object: Any, state: dict[str, Any]
+) -> ConnectionInfo:
+    # The address family comes from the shape of the addresses: asking uvloop for the
+    # socket costs a wrapper object and a system call on every connection.
     return connection_info(
-        sock.family if sock is not None else None,
+        None,
         transport.get_extra_info("peername"),
         transport.get_extra_info("sockname"),
-        transport.get_extra_info("ssl_object"),
+        ssl_object,
         state,
     )
 
@@ -77,8 +80,8 @@ class TCPServer(AppRunner, asyncio.Protocol):
             transport.abort()
             return
         try:
-            info = transport_info(transport, self.context.lifespan_state)
             ssl_object = transport.get_extra_info("ssl_object")
+            info = transport_info(transport, ssl_object, self.context.lifespan_state)
             alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
             self.core = HTTPConnection(self.config, info, self.loop.time(), alpn)
         except Exception:  # a bug must cost this connection only, and say so
