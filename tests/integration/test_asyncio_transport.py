@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
 
+import pytest
+
 from hypercorn.asyncio.tcp_server import TCPServer
-from hypercorn.asyncio.worker_context import WorkerContext
+from hypercorn.asyncio.worker_context import EAGER_PATIENCE, EAGER_PROBE_EVERY, WorkerContext
 from hypercorn.config import Config
 from hypercorn.utils import wrap_app
 from tests.conftest import echo_app
@@ -73,3 +76,42 @@ def test_request_response_and_backpressure_on_a_fake_transport() -> None:
         await settle()
 
     asyncio.run(main())
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="eager task start is Python 3.12+")
+def test_an_application_that_does_not_wait_answers_within_data_received() -> None:
+    """On Python 3.12 the application starts eagerly: a handler that never waits has sent
+    its whole response before data_received returns, with no task left behind."""
+
+    async def main() -> None:
+        config = Config()
+        context = WorkerContext(config)
+        protocol = TCPServer(wrap_app(echo_app, 1024), config, context)
+        transport = FakeTransport(protocol)
+        protocol.connection_made(transport)
+        protocol.data_received(b"GET /now HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert transport.written.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert not context.tasks and context.in_flight == 0
+        transport.close()
+        await settle()
+
+    asyncio.run(main())
+
+
+def test_eager_starts_follow_what_the_application_does() -> None:
+    """Eager while eager starts finish; lazy after EAGER_PATIENCE in a row did not (an app
+    that hands its work to a thread), with a probe every EAGER_PROBE_EVERY-th request that
+    switches back as soon as one finishes."""
+    context = WorkerContext(Config(), observe=False)
+    for _ in range(EAGER_PATIENCE - 1):
+        assert context.eager_due()
+        context.eager_finished(False)
+    assert context.eager_due()
+    context.eager_finished(True)  # one that finishes restores the patience
+    for _ in range(EAGER_PATIENCE):
+        assert context.eager_due()
+        context.eager_finished(False)
+    decisions = [context.eager_due() for _ in range(EAGER_PROBE_EVERY * 3)]
+    assert decisions.count(True) == 3 and decisions[EAGER_PROBE_EVERY - 1]
+    context.eager_finished(True)  # a probe that finished
+    assert all(context.eager_due() for _ in range(EAGER_PATIENCE))

@@ -78,7 +78,7 @@ class AppRunner:
             stream.reject(503, [(b"retry-after", b"1")])  # over max_concurrent_requests
             self._flush()
             return
-        if sys.version_info >= (3, 12):
+        if sys.version_info >= (3, 12) and self.context.eager_due():
             # Run the application at once, up to its first real wait: a handler that
             # answers without waiting (most do) finishes here, with no task scheduled.
             task = asyncio.Task(
@@ -87,7 +87,9 @@ class AppRunner:
                 eager_start=True,
                 context=self._app_context.copy(),
             )
-            if task.done():  # (an error _run_app let through is reported as for any task)
+            finished = task.done()
+            self.context.eager_finished(finished)
+            if finished:  # (an error _run_app let through is reported as for any task)
                 self.context.in_flight -= 1
                 return
         else:
