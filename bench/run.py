@@ -16,6 +16,7 @@ taskset.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -24,7 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -188,17 +189,30 @@ def wait_listening(port: int, timeout: float = 30) -> None:
             time.sleep(0.1)
 
 
+@contextlib.contextmanager
+def running(command: list[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """The server ``command`` pinned to CPU 0, listening on ``port``; stopped on exit."""
+    server = subprocess.Popen(
+        ["taskset", "-c", "0", *command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_listening(port)
+        yield server
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
 def measure(scenario: str, name: str, duration: int) -> float:
     load, pattern, _, wsgi = SCENARIOS[scenario]
     port = free_port()
     command = commands(port, wsgi)[name]
     if scenario == "h2c" and name == "granian":
         command = [*command[:1], "--http", "2", *command[1:]]
-    server = subprocess.Popen(
-        ["taskset", "-c", "0", *command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        wait_listening(port)
+    with running(command, port):
         subprocess.run(["taskset", "-c", "1", *load(port, 1)], capture_output=True)  # warm-up
         result = subprocess.run(
             ["taskset", "-c", "1", *load(port, duration)], capture_output=True, text=True
@@ -212,28 +226,16 @@ def measure(scenario: str, name: str, duration: int) -> float:
         if errors and errors.group(0) != "0 failed":
             print(f"  {scenario} {name}: {errors.group(0)}", file=sys.stderr)
         return float(match.group(1)) if match else 0.0
-    finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 def idle_rss(name: str, connections: int = 1000) -> float:
     """The server's RSS (MiB) holding ``connections`` idle keep-alive connections, each of
     which has made one request."""
     port = free_port()
-    server = subprocess.Popen(
-        ["taskset", "-c", "0", *commands(port)[name]],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    sockets = []
-    try:
-        wait_listening(port)
+    with running(commands(port)[name], port) as server, contextlib.ExitStack() as stack:
+        sockets = []
         for _ in range(connections):
-            sock = socket.create_connection(("127.0.0.1", port))
+            sock = stack.enter_context(socket.create_connection(("127.0.0.1", port)))
             sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
             sockets.append(sock)
         for sock in sockets:
@@ -241,14 +243,6 @@ def idle_rss(name: str, connections: int = 1000) -> float:
             sock.recv(65536)
         time.sleep(1)
         return rss_mib(server.pid)
-    finally:
-        for sock in sockets:
-            sock.close()
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 def rss_mib(pid: int) -> float:
@@ -265,17 +259,9 @@ def long_run(total: int, warm_up: int = 100_000) -> tuple[list[tuple[int, float]
     of failed requests. Connections are recycled every ``keep_alive_max_requests`` (1000),
     so this also churns connections."""
     port = free_port()
-    server = subprocess.Popen(
-        ["taskset", "-c", "0", *commands(port)["hypercorn"]],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     samples: list[tuple[int, float]] = []
-    failed = 0
-    try:
-        wait_listening(port)
-        done = 0
-        target = warm_up
+    failed = done = 0
+    with running(commands(port)["hypercorn"], port) as server:
         while done < warm_up + total:
             result = subprocess.run(
                 ["taskset", "-c", "1", *wrk("/", 64)(port, 5)], capture_output=True, text=True
@@ -284,16 +270,9 @@ def long_run(total: int, warm_up: int = 100_000) -> tuple[list[tuple[int, float]
             done += int(match.group(1)) if match else 0
             errors = re.search(r"Non-2xx or 3xx responses: (\d+)", result.stdout)
             failed += int(errors.group(1)) if errors else 0
-            if done >= target:
-                samples.append((max(done - warm_up, 0), rss_mib(server.pid)))
-                target = done
-        return samples, failed
-    finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+            if done >= warm_up:
+                samples.append((done - warm_up, rss_mib(server.pid)))
+    return samples, failed
 
 
 def print_long_run(total: int) -> None:
