@@ -1,0 +1,110 @@
+"""The Python cost of one HTTP/1.1 request in this server, without the network: the asyncio
+driver and the protocol core over a fake transport, the benchmark's hello-world app, a
+keep-alive connection fed one request per loop turn. Prints microseconds per request (the
+best of several runs; one loop turn, ~1 us, included). ``--profile`` prints cProfile's view.
+
+    python bench/micro_core.py [--requests 30000] [--runs 7] [--profile]
+
+Run it with the interpreter and checkout to measure (Python 3.12 starts the application
+eagerly, so a request is answered inside data_received; earlier versions take a task).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "apps"))
+REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"
+
+
+class FakeTransport:
+    """What TCPServer uses of a transport; writes are counted, not sent."""
+
+    def __init__(self) -> None:
+        self.written = 0
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 5555), "sockname": ("127.0.0.1", 8000)}.get(name, default)
+
+    def write(self, data: bytes) -> None:
+        self.written += len(data)
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+    def can_write_eof(self) -> bool:
+        return False
+
+
+async def measure(requests: int, runs: int, profile: bool) -> float:
+    from hello import app
+
+    from hypercorn.app_wrappers import ASGIWrapper
+    from hypercorn.asyncio.tcp_server import TCPServer
+    from hypercorn.asyncio.worker_context import WorkerContext
+    from hypercorn.config import Config
+
+    config = Config(keep_alive_max_requests=2**62)
+    server = TCPServer(ASGIWrapper(app), config, WorkerContext(config))
+    transport = FakeTransport()
+    server.connection_made(transport)  # type: ignore[arg-type]
+    for _ in range(2000):  # warm-up
+        server.data_received(REQUEST)
+        await asyncio.sleep(0)
+    profiler = cProfile.Profile() if profile else None
+    best = float("inf")
+    for _ in range(1 if profile else runs):
+        if profiler is not None:
+            profiler.enable()
+        written = transport.written
+        start = time.perf_counter()
+        for _ in range(requests):
+            server.data_received(REQUEST)
+            await asyncio.sleep(0)  # lets a request that took a task finish
+        best = min(best, time.perf_counter() - start)
+        # every request answered (a closed connection would make this fast and wrong)
+        assert (transport.written - written) // requests > len(b"Hello, world!")
+        if profiler is not None:
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+    return best / requests * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=30000)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--profile", action="store_true")
+    options = parser.parse_args()
+    try:
+        import uvloop
+    except ImportError:
+        runner = asyncio.run
+    else:
+        runner = uvloop.run
+    per_request = runner(measure(options.requests, options.runs, options.profile))
+    print(f"{per_request:.2f} us per request (Python {sys.version.split()[0]})")
+
+
+if __name__ == "__main__":
+    main()
