@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name in cli_fields():
         field = Config.model_fields[name]
         kind = field_kind(name)
-        help_text = f"{field.description} [HYPERCORN_{name.upper()}]"
+        # (argparse expands %-formats in help: a literal % must be doubled)
+        help_text = f"{field.description} [HYPERCORN_{name.upper()}]".replace("%", "%%")
         options: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": help_text}
         if kind == "bool":
             options["action"] = argparse.BooleanOptionalAction

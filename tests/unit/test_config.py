@@ -353,6 +353,17 @@ def test_cli_list_and_bool_flags(capsys: pytest.CaptureFixture[str]) -> None:
     assert "use_reloader = true" in out
 
 
+def test_help_lists_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    """``hypercorn --help`` prints (a description with a literal "%" once broke it)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "%(x)s atoms" in out
+    for name in cli_fields():
+        assert f"[HYPERCORN_{name.upper()}]" in out
+
+
 def test_check_config(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     assert main(["--check-config", "x:app"]) == 0
     monkeypatch.setenv("HYPERCORN_BACKLOG", "-1")
