@@ -38,7 +38,10 @@ class AppRunner:
     _writable: asyncio.Event | None  # for send() to wait on; made the first time it pauses
     _queued_starts: list[AnyStream]
     _starting: bool
-    _app_context: contextvars.Context  # what every application call starts from
+    # What every application call starts from (a copy of it), not the context it happens to
+    # be started in: that is often the previous request's send(), whose context variables
+    # must not leak into the next request.
+    _app_context: contextvars.Context
 
     def _flush(self) -> None:
         raise NotImplementedError

@@ -40,10 +40,7 @@ class UDPServer(AppRunner, asyncio.DatagramProtocol):
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: float | None = None
         self._tasks: dict[AnyStream, asyncio.Task[None]] = {}
-        # Each application call starts from this context, not from wherever it was started
-        # (often inside the previous request's send()): a context variable one request sets
-        # must not leak into the next.
-        self._app_context = contextvars.copy_context()
+        self._app_context = contextvars.copy_context()  # (see AppRunner)
         self._queued_starts: list[AnyStream] = []  # (a deque would cost 760 bytes each)
         self._starting = False
         self._counted = 0

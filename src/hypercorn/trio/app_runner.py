@@ -33,7 +33,10 @@ class AppRunner:
     context: WorkerContext
     _apps: trio.Nursery | None
     _app_scopes: dict[AnyStream, trio.CancelScope]
-    _app_context: contextvars.Context  # what every application call starts from
+    # What every application call starts from (a copy of it), not the context it happens to
+    # be started in: that is often the previous request's send(), whose context variables
+    # must not leak into the next request.
+    _app_context: contextvars.Context
 
     async def _flush(self) -> None:
         raise NotImplementedError

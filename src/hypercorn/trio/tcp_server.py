@@ -68,10 +68,7 @@ class TCPServer(AppRunner):
         self._deadline: float | None = None
         self._apps: trio.Nursery | None = None
         self._app_scopes: dict[AnyStream, trio.CancelScope] = {}
-        # Each application call starts from this context, not from wherever it was started
-        # (often inside the previous request's send()): a context variable one request sets
-        # must not leak into the next.
-        self._app_context = contextvars.copy_context()
+        self._app_context = contextvars.copy_context()  # (see AppRunner)
         self._counted_as: str | None = None
         self._peer_eof = False
 

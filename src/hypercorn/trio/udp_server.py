@@ -49,10 +49,7 @@ class UDPServer(AppRunner):
         )
         self._apps: trio.Nursery | None = None
         self._app_scopes: dict[AnyStream, trio.CancelScope] = {}
-        # Each application call starts from this context, not from wherever it was started
-        # (often inside the previous request's send()): a context variable one request sets
-        # must not leak into the next.
-        self._app_context = contextvars.copy_context()
+        self._app_context = contextvars.copy_context()  # (see AppRunner)
         self._io_scope = trio.CancelScope()
         self._timer_scope: trio.CancelScope | None = None
         self._deadline: float | None = None
