@@ -68,7 +68,7 @@ _LAST_PATH: contextvars.ContextVar[str] = contextvars.ContextVar("last_path", de
 
 async def _context_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Answers with what the context variable held when the request began, then sets it;
-    requests under /wait/ wait a loop turn first (so they do not finish in one step)."""
+    requests under /wait/ sleep a moment first (so they do not finish in one step)."""
     if scope["type"] != "http":
         return
     seen = _LAST_PATH.get()
