@@ -1,8 +1,9 @@
 """Side-by-side benchmarks: this server against uvicorn[standard] (httptools + uvloop),
 Granian and (for keep-alive) a bare uvloop protocol, in one run. Scenarios: HTTP/1.1
 keep-alive and Connection: close hello world (wrk -c64), 1 MiB download and 1 MiB upload echo
-(wrk -c16), WSGI hello world, WebSocket echo (bench/ws_load.py, 16 connections) and h2c
-(h2load -c32 -m10; uvicorn has no HTTP/2).
+(wrk -c16), WSGI hello world, WebSocket echo (bench/ws_load.py, 16 connections), and HTTP/2
+as h2c and over TLS (h2load -c32 -m10; uvicorn has no HTTP/2). ``--long-run N``: RSS along N
+requests.
 
     python bench/run.py [--duration 5] [--rounds 3] [--scenarios keep-alive,h2c,...]
 
@@ -136,8 +137,22 @@ def wrk(path: str, connections: int, *extra: str) -> Callable[[int, int], list[s
     return command
 
 
-def h2load(port: int, duration: int) -> list[str]:
-    return ["h2load", "-c32", "-m10", "-t1", f"-D{duration}", f"http://127.0.0.1:{port}/"]
+def h2load(scheme: str) -> Callable[[int, int], list[str]]:
+    def command(port: int, duration: int) -> list[str]:
+        return ["h2load", "-c32", "-m10", "-t1", f"-D{duration}", f"{scheme}://127.0.0.1:{port}/"]
+
+    return command
+
+
+CERTS = ROOT / "certs"
+
+
+def certificates() -> tuple[str, str]:
+    """The development certificate and key (``make certs``), made if missing."""
+    cert, key = CERTS / "server.pem", CERTS / "server-key.pem"
+    if not cert.exists() or not key.exists():
+        subprocess.run([sys.executable, str(CERTS / "make_certs.py")], check=True)
+    return str(cert), str(key)
 
 
 def ws_load(port: int, duration: int) -> list[str]:
@@ -173,7 +188,9 @@ SCENARIOS: dict[str, tuple[Callable[[int, int], list[str]], str, list[str], bool
     "wsgi": (wrk("/", 64), RATE["wrk"], ["hypercorn", "uvicorn", "granian"], True),
     "websocket": (ws_load, RATE["ws"], ["hypercorn", "uvicorn", "granian"], False),
     # uvicorn has no HTTP/2; Granian speaks h2c only with --http 2
-    "h2c": (h2load, RATE["h2load"], ["hypercorn", "granian"], False),
+    "h2c": (h2load("http"), RATE["h2load"], ["hypercorn", "granian"], False),
+    # HTTP/2 over TLS (ALPN h2) with the development certificate (certs/make_certs.py)
+    "h2-tls": (h2load("https"), RATE["h2load"], ["hypercorn", "granian"], False),
 }
 
 
@@ -210,13 +227,20 @@ def measure(scenario: str, name: str, duration: int) -> float:
     load, pattern, _, wsgi = SCENARIOS[scenario]
     port = free_port()
     command = commands(port, wsgi)[name]
-    if scenario == "h2c" and name == "granian":
+    if scenario in ("h2c", "h2-tls") and name == "granian":
         command = [*command[:1], "--http", "2", *command[1:]]
-    if scenario == "h2c" and name == "hypercorn":
+        if scenario == "h2-tls":
+            cert, key = certificates()
+            command = [*command[:1], "--ssl-certificate", cert, "--ssl-keyfile", key, *command[1:]]
+    if scenario in ("h2c", "h2-tls") and name == "hypercorn":
         # h2load opens no new connection after a GOAWAY: with the default of 1000 requests
         # per connection, 32 connections would stop after 32,000 requests, and the rate
         # reported would be 32,000 / duration whatever the server's speed.
-        command = [*command[:-1], "--keep-alive-max-requests", "100000000", command[-1]]
+        extra = ["--keep-alive-max-requests", "100000000"]
+        if scenario == "h2-tls":
+            cert, key = certificates()
+            extra += ["--certfile", cert, "--keyfile", key]
+        command = [*command[:-1], *extra, command[-1]]
     with running(command, port):
         subprocess.run(["taskset", "-c", "1", *load(port, 1)], capture_output=True)  # warm-up
         result = subprocess.run(
