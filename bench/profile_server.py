@@ -36,7 +36,8 @@ def main() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    config = Config(bind=[f"127.0.0.1:{port}"])
+    # (h2load opens no new connection after the GOAWAY sent at keep_alive_max_requests)
+    config = Config(bind=[f"127.0.0.1:{port}"], keep_alive_max_requests=100_000_000)
     if args.scenario == "wsgi":
         from hello_wsgi import app
     else:
