@@ -195,10 +195,10 @@ def test_request_body_timeout_gives_408_and_closes(serve: Serve) -> None:
     assert httpx.post(server.url, content=b"fine").text == "4"
 
 
-def test_max_concurrent_requests_gives_503_with_retry_after(serve: Serve) -> None:
-    release = threading.Event()
+def held_at_slow(release: threading.Event) -> Callable[..., Any]:
+    """An app answering "done"; requests to /slow first wait (in a thread) for ``release``."""
 
-    async def slow(scope: Any, receive: Any, send: Any) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
         if scope["path"] == "/slow":
@@ -206,7 +206,12 @@ def test_max_concurrent_requests_gives_503_with_retry_after(serve: Serve) -> Non
         await send({"type": "http.response.start", "status": 200})
         await send({"type": "http.response.body", "body": b"done"})
 
-    server = serve(slow, max_concurrent_requests=2)
+    return app
+
+
+def test_max_concurrent_requests_gives_503_with_retry_after(serve: Serve) -> None:
+    release = threading.Event()
+    server = serve(held_at_slow(release), max_concurrent_requests=2)
 
     async def run() -> list[httpx.Response]:
         async with httpx.AsyncClient(timeout=10) as client:
@@ -228,16 +233,7 @@ def test_pipelined_requests_over_max_concurrent_requests_each_get_503(serve: Ser
     hundreds of them in one read must be answered in order, without recursion (an earlier
     asyncio driver nested one flush per request and could overflow the stack)."""
     release = threading.Event()
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        if scope["path"] == "/slow":
-            await anyio.to_thread.run_sync(release.wait, 10)
-        await send({"type": "http.response.start", "status": 200})
-        await send({"type": "http.response.body", "body": b"done"})
-
-    server = serve(app, max_concurrent_requests=1, keep_alive_max_requests=10_000)
+    server = serve(held_at_slow(release), max_concurrent_requests=1, keep_alive_max_requests=10_000)
     holder = socket.create_connection(("127.0.0.1", server.port), timeout=10)
     try:
         holder.sendall(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
