@@ -36,8 +36,7 @@ class AppRunner:
     _tasks: dict[AnyStream, asyncio.Task[None]]
     _write_paused: bool  # the transport asked us to stop writing
     _writable: asyncio.Event | None  # for send() to wait on; made the first time it pauses
-    _queued_starts: list[AnyStream]
-    _starting: bool
+    _starting: bool  # in _start_apps: flushing is left to the driver's _flush running it
     # What every application call starts from (a copy of it), not the context it happens to
     # be started in: that is often the previous request's send(), whose context variables
     # must not leak into the next request.
@@ -61,18 +60,16 @@ class AppRunner:
             self._writable.set()
 
     def _start_apps(self, streams: Sequence[AnyStream]) -> None:
-        """Start an application call for each stream. Starting one can end a response at
-        once (a 503 over ``max_concurrent_requests``), which makes the core hand over the
-        next pipelined request through a nested flush: those are queued here and started by
-        the outermost call, in order, instead of recursing once per pipelined request."""
-        queued = self._queued_starts
-        queued.extend(streams)
-        if self._starting:
-            return
+        """Start an application call for each stream. On Python 3.12 a call runs at once up
+        to its first wait (an eager start) and may answer there: its ``send()`` and
+        ``receive()`` then leave the flushing (writing, starting the pipelined requests its
+        response let through) to the driver's ``_flush`` that called this, which goes on
+        once they ran. That also keeps a run of pipelined 503s (over
+        ``max_concurrent_requests``) a loop there instead of a recursion."""
         self._starting = True
         try:
-            while queued:
-                self._start_app(queued.pop(0))
+            for stream in streams:
+                self._start_app(stream)
         finally:
             self._starting = False
 
@@ -108,41 +105,8 @@ class AppRunner:
 
     async def _run_app(self, stream: AnyStream) -> None:
         loop = self.loop
-        # Separate waiters: an app may wait in receive() (for a disconnect) in one task while
-        # another task is held in send() by flow control.
-        waiters: dict[str, asyncio.Future[None]] = {}
-
-        def wake() -> None:
-            for waiter in waiters.values():
-                if not waiter.done():
-                    waiter.set_result(None)
-
-        async def wait(kind: str) -> None:
-            waiters[kind] = loop.create_future()
-            try:
-                await waiters[kind]
-            finally:
-                del waiters[kind]
-
-        stream.on_wake = wake
-
-        async def receive() -> Any:
-            while True:
-                message = stream.app_receive_nowait()
-                self._flush()
-                if message is not None:
-                    return message
-                await wait("receive")
-
-        async def send(message: Any) -> None:
-            if stream.app_send(message):
-                self._flush()
-                while stream.send_blocked and not stream.disconnected:
-                    await wait("send")
-                if self._write_paused:
-                    assert self._writable is not None
-                    await self._writable.wait()
-
+        channel = _Channel(self, stream)
+        receive, send = channel.receive, channel.send
         log = self.config.log
         context = self.context
         if app_starting(stream, context):
@@ -182,3 +146,56 @@ class AppRunner:
 
     def _call_soon(self, func: Callable[..., Any], *args: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(func(*args), self.loop).result()
+
+
+class _Channel:
+    """The application's ``receive()`` and ``send()`` for one stream (an object, not
+    closures: it is made for every request)."""
+
+    __slots__ = ("_receiving", "_runner", "_sending", "_stream")
+
+    def __init__(self, runner: AppRunner, stream: AnyStream) -> None:
+        self._runner = runner
+        self._stream = stream
+        # Separate waiters: an app may wait in receive() (for a disconnect) in one task
+        # while another task is held in send() by flow control.
+        self._receiving: asyncio.Future[None] | None = None
+        self._sending: asyncio.Future[None] | None = None
+        stream.on_wake = self.wake
+
+    def wake(self) -> None:
+        waiter = self._receiving
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        waiter = self._sending
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def receive(self) -> Any:
+        stream = self._stream
+        runner = self._runner
+        while True:
+            message = stream.app_receive_nowait()
+            runner._flush()
+            if message is not None:
+                return message
+            self._receiving = waiter = runner.loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._receiving = None
+
+    async def send(self, message: Any) -> None:
+        stream = self._stream
+        runner = self._runner
+        if stream.app_send(message):
+            runner._flush()
+            while stream.send_blocked and not stream.disconnected:
+                self._sending = waiter = runner.loop.create_future()
+                try:
+                    await waiter
+                finally:
+                    self._sending = None
+            if runner._write_paused:
+                assert runner._writable is not None
+                await runner._writable.wait()

@@ -60,7 +60,6 @@ class TCPServer(AppRunner, asyncio.Protocol):
         self._deadline = 0.0  # when the timer (if any) fires
         self._tasks: dict[AnyStream, asyncio.Task[None]] = {}
         self._app_context = contextvars.copy_context()  # (see AppRunner)
-        self._queued_starts: list[AnyStream] = []  # (a deque would cost 760 bytes each)
         self._starting = False
         self._counted_as: str | None = None
         self._refused = False  # over max_connections: closed at once
@@ -178,14 +177,23 @@ class TCPServer(AppRunner, asyncio.Protocol):
         if transport is None or self._closing:
             return
         core = self.core.inner  # runs several times a request: skip the delegating layer
+        if self._starting:
+            # An application running eagerly, from the flush below that started it, which
+            # does the rest after it. Its output is written now all the same: a write is what
+            # can pause it (pause_writing) when the client reads slower than it sends.
+            data = core.data_to_send()
+            if data:
+                transport.write(data)
+            return
+        streams = core.pop_new_streams()
+        while streams:  # (an answered request can let the next pipelined one in)
+            self._start_apps(streams)
+            if self._closing:
+                return
+            streams = core.pop_new_streams()
         data = core.data_to_send()
         if data:
             transport.write(data)
-        streams = core.pop_new_streams()
-        if streams:
-            self._start_apps(streams)
-            if self._closing:  # an application ran eagerly and its response ended it all
-                return
         streams = core.pop_streams_to_cancel()
         if streams:
             for stream in streams:
@@ -199,8 +207,6 @@ class TCPServer(AppRunner, asyncio.Protocol):
                 self._timer = None
             self._close_lingering(transport)
             return
-        if self._starting:
-            return  # an application running eagerly from an outer flush, which does the rest
         if core.wants_read and not self._write_paused:
             if not self._reading:
                 self._reading = True

@@ -41,7 +41,6 @@ class UDPServer(AppRunner, asyncio.DatagramProtocol):
         self._deadline: float | None = None
         self._tasks: dict[AnyStream, asyncio.Task[None]] = {}
         self._app_context = contextvars.copy_context()  # (see AppRunner)
-        self._queued_starts: list[AnyStream] = []  # (a deque would cost 760 bytes each)
         self._starting = False
         self._counted = 0
         self._refused_logged = 0
@@ -113,14 +112,18 @@ class UDPServer(AppRunner, asyncio.DatagramProtocol):
         transport = self.transport
         if transport is None or self._closing:
             return
+        if not self._starting:  # (else the flush starting applications does the rest after)
+            streams = core.pop_new_streams()
+            while streams:
+                self._start_apps(streams)
+                if self._closing:
+                    return
+                streams = core.pop_new_streams()
         now = self.loop.time()
         for data, addr in core.datagrams_to_send(now):
             transport.sendto(data, addr)
-        streams = core.pop_new_streams()
-        if streams:
-            self._start_apps(streams)
-            if self._closing:
-                return
+        if self._starting:
+            return
         self._update_gauge()
         if core.refused != self._refused_logged:
             self._refused_logged = core.refused

@@ -16,7 +16,6 @@ the backend's waiting ``receive()`` through ``on_wake``.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum, auto
@@ -51,6 +50,7 @@ if TYPE_CHECKING:
 ASGI_VERSIONS: ASGIVersions = {"spec_version": "2.4", "version": "3.0"}
 _DISCONNECT = {"type": "http.disconnect"}
 _DEFAULT_NAMES = frozenset((b"date", b"server", b"alt-svc"))  # Config.response_headers
+_PROTOCOL_NAMES = {"1.0": "h11", "1.1": "h11", "2": "h2", "3": "h3"}
 
 
 class ClientDisconnected(OSError):
@@ -162,6 +162,7 @@ class HTTPStream:
     http = True  # (and False on a WSStream: adapters tell the two apart without importing it)
 
     __slots__ = (
+        "_body_ended",
         "_body_received",
         "_expect_100",
         "_inbox",
@@ -215,7 +216,10 @@ class HTTPStream:
         # and raising ``send_blocked`` while the peer's window holds the app's output back.
         self.on_body_consumed: Callable[[int, int], None] | None = None
         self.send_blocked = False
-        self._inbox: deque[dict[str, Any]] = deque()
+        # Request body messages not yet received: a list, as it is short (max_app_queue_size)
+        # and a deque costs more to make than most requests ever put in it.
+        self._inbox: list[dict[str, Any]] = []
+        self._body_ended = False  # the application has received the body's last message
         self._body_received = 0
         self.response_headers: list[tuple[bytes, bytes]] = []
         self._trailers_expected = False
@@ -268,10 +272,9 @@ class HTTPStream:
             self.body_complete = True
             if self.disconnected:
                 return
-            if self._inbox and self._inbox[-1]["type"] == "http.request":
+            if self._inbox:
                 self._inbox[-1]["more_body"] = False
-            else:
-                self._inbox.append({"type": "http.request", "body": b"", "more_body": False})
+            # (else app_receive_nowait makes the last message when the application asks)
             self.wake()
         elif isinstance(event, StreamClosed) and not self.disconnected:
             self.disconnected = True
@@ -344,10 +347,15 @@ class HTTPStream:
     def app_receive_nowait(self) -> dict[str, Any] | None:
         """The next message for the application's ``receive()``, or ``None`` to wait."""
         if self._inbox:
-            message = self._inbox.popleft()
-            if self.on_body_consumed is not None and message["type"] == "http.request":
+            message = self._inbox.pop(0)
+            if not message["more_body"]:
+                self._body_ended = True
+            if self.on_body_consumed is not None:
                 self.on_body_consumed(self.stream_id, len(message["body"]))
             return message
+        if self.body_complete and not self._body_ended and not self.disconnected:
+            self._body_ended = True  # (most requests have no body: made only when asked for)
+            return {"type": "http.request", "body": b"", "more_body": False}
         if self.disconnected or self.state is StreamState.CLOSED:
             return _DISCONNECT
         if self._expect_100 and not self._sent_100 and self.state is StreamState.REQUEST:
@@ -403,7 +411,7 @@ class HTTPStream:
         return False  # held until the first body
 
     def _default_headers(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-        defaults = self.config.response_headers(self.protocol_name, self.secure)
+        defaults = self.config.default_headers(self.protocol_name, self.secure)
         if not defaults:
             return headers
         for name, _ in headers:
@@ -415,7 +423,7 @@ class HTTPStream:
 
     @property
     def protocol_name(self) -> str:
-        return "h11" if self.protocol in ("1.0", "1.1") else f"h{self.protocol}"
+        return _PROTOCOL_NAMES.get(self.protocol) or f"h{self.protocol}"
 
     def _first_body(self, message: dict[str, Any]) -> None:
         headers = self.response_headers
