@@ -410,6 +410,10 @@ class Config(BaseSettings):
     _static_headers: dict[tuple[str, bool], list[tuple[bytes, bytes]]] = PrivateAttr(
         default_factory=dict
     )
+    # default_headers(): (the second they were made in, the headers) per (protocol, secure).
+    _defaults: dict[tuple[str, bool], tuple[int, tuple[tuple[bytes, bytes], ...]]] = PrivateAttr(
+        default_factory=dict
+    )
 
     # ------------------------------------------------------------------ sources
     @classmethod
@@ -531,6 +535,7 @@ class Config(BaseSettings):
         if not name.startswith("_"):  # derived caches follow the settings they come from
             self._alt_svc = None
             self._static_headers = {}
+            self._defaults = {}
 
     # ------------------------------------------------------------------ Hypercorn's methods
     @property
@@ -668,6 +673,21 @@ class Config(BaseSettings):
         if self.include_date_header:
             return [(b"date", self.date_header()), *static]
         return list(static)
+
+    def default_headers(
+        self, protocol: str, secure: bool = False
+    ) -> tuple[tuple[bytes, bytes], ...]:
+        """:meth:`response_headers` as one shared tuple, built again when the second (and so
+        the Date) changes: the stream adds these to every response."""
+        second = int(time())
+        cache = self.__pydantic_private__["_defaults"]  # type: ignore[index]
+        entry = cache.get((protocol, secure))
+        if entry is None or entry[0] != second:
+            entry = cache[(protocol, secure)] = (
+                second,
+                tuple(self.response_headers(protocol, secure)),
+            )
+        return entry[1]  # type: ignore[no-any-return]
 
     def automatic_alt_svc(self) -> list[tuple[bytes, bytes]]:
         """``Alt-Svc`` for the QUIC listeners' ports (a port 0, fd:// or unix: bind has no

@@ -63,10 +63,15 @@ _STATUS_LINES: dict[int, bytes] = {}
 _METHOD_NAMES = {method: method.decode("ascii") for method in KNOWN_METHODS}
 
 
+# Response headers the framing decides (or that may ask for it: Connection: close).
+_FRAMING = frozenset((b"content-length", b"transfer-encoding", b"connection"))
+
+
 def _status_line(status: int) -> bytes:
+    """The status line, without its CRLF (the head's lines are joined with CRLFs)."""
     line = _STATUS_LINES.get(status)
     if line is None:
-        line = _STATUS_LINES[status] = b"HTTP/1.1 %d %s\r\n" % (status, reason_phrase(status))
+        line = _STATUS_LINES[status] = b"HTTP/1.1 %d %s" % (status, reason_phrase(status))
     return line
 
 
@@ -405,19 +410,21 @@ class FastH11Connection(HTTP11Base):
         head_request = getattr(self._stream, "method", "GET") == "HEAD"
         length: Optional[int] = None
         lines = [_status_line(status)]
-        for name, value in event.headers:
-            if name == b"content-length":
-                if not value.isdigit():
-                    self.closed = True
-                    raise h11.LocalProtocolError("bad Content-Length")
-                length = int(value)
-                continue  # written with the framing below
-            elif name == b"transfer-encoding":
-                continue  # the framing is decided below
-            elif name == b"connection" and value.lower() == b"close":
-                self._close_after = True
-                continue
-            lines.append(b"%s: %s\r\n" % (name, value))
+        for item in event.headers:
+            if item[0] in _FRAMING:
+                name, value = item
+                if name == b"content-length":
+                    if not value.isdigit():
+                        self.closed = True
+                        raise h11.LocalProtocolError("bad Content-Length")
+                    length = int(value)
+                    continue  # written with the framing below
+                elif name == b"transfer-encoding":
+                    continue  # the framing is decided below
+                elif value.lower() == b"close":
+                    self._close_after = True
+                    continue
+            lines.append(b": ".join(item))  # (+ CRLF below; cheaper than formatting)
         close = (
             self._close_after
             or not message.keep_alive
@@ -429,20 +436,20 @@ class FastH11Connection(HTTP11Base):
         self._remaining = None
         if status in (204, 304):
             if length is not None:
-                lines.append(b"content-length: %d\r\n" % length)
+                lines.append(b"content-length: %d" % length)
         elif length is not None:
-            lines.append(b"content-length: %d\r\n" % length)
+            lines.append(b"content-length: %d" % length)
             self._remaining = length
         elif self._client_11:
-            lines.append(b"transfer-encoding: chunked\r\n")
+            lines.append(b"transfer-encoding: chunked")
             self._chunked = True
         else:
             close = True  # HTTP/1.0 without a length: the end of the body is the close
         if close:
             self._close_after = True
-            lines.append(b"connection: close\r\n")
+            lines.append(b"connection: close")
         lines.append(b"\r\n")
-        self._out += b"".join(lines)
+        self._out += b"\r\n".join(lines)
 
     def _send_body(self, data: bytes) -> None:
         if not self._responding or not data or self._suppress_body:
@@ -484,9 +491,9 @@ class FastH11Connection(HTTP11Base):
         elif not self._client_11:
             return  # HTTP/1.0 clients cannot take 1xx responses
         lines = [_status_line(event.status_code)]
-        lines += [b"%s: %s\r\n" % item for item in event.headers]
+        lines += [b": ".join(item) for item in event.headers]
         lines.append(b"\r\n")
-        self._out += b"".join(lines)
+        self._out += b"\r\n".join(lines)
         websocket = websocket_of(self._stream)
         if event.status_code == 101 and websocket is not None:
             self._websocket = websocket
