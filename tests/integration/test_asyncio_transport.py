@@ -98,6 +98,45 @@ def test_an_application_that_does_not_wait_answers_within_data_received() -> Non
     asyncio.run(main())
 
 
+def test_a_paused_transport_holds_an_application_that_sends_without_waiting() -> None:
+    """An application that sends chunk after chunk without a real wait (on Python 3.12 it
+    runs inside data_received, started eagerly) has its output written as it goes, so the
+    transport's pause_writing stops it: memory stays bounded by the transport's buffer,
+    not by what the application would send."""
+    chunk = b"x" * 65536
+
+    async def streamer(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for _ in range(1000):  # 64 MiB if nothing held it
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    class PausingTransport(FakeTransport):
+        paused = False
+
+        def write(self, data: Any) -> None:
+            super().write(data)
+            if len(self.written) >= 4 * len(chunk) and not self.paused:
+                self.paused = True
+                self.protocol.pause_writing()
+
+    async def main() -> None:
+        config = Config()
+        protocol = TCPServer(wrap_app(streamer, 1024), config, WorkerContext(config))
+        transport = PausingTransport(protocol)
+        protocol.connection_made(transport)
+        protocol.data_received(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        await settle()
+        held = len(transport.written)
+        assert held < 6 * len(chunk)  # the application waits in send()
+        await settle()
+        assert len(transport.written) == held
+        transport.close()
+        await settle()
+
+    asyncio.run(main())
+
+
 def test_eager_starts_follow_what_the_application_does() -> None:
     """Eager while eager starts finish; lazy after EAGER_PATIENCE in a row did not (an app
     that hands its work to a thread), with a probe every EAGER_PROBE_EVERY-th request that

@@ -36,7 +36,7 @@ class AppRunner:
     _tasks: dict[AnyStream, asyncio.Task[None]]
     _write_paused: bool  # the transport asked us to stop writing
     _writable: asyncio.Event | None  # for send() to wait on; made the first time it pauses
-    _starting: bool  # in _start_apps: flushing is left to the driver's _flush running it
+    _starting: bool  # in _start_apps: a nested _flush only writes (see _start_apps)
     # What every application call starts from (a copy of it), not the context it happens to
     # be started in: that is often the previous request's send(), whose context variables
     # must not leak into the next request.
@@ -62,10 +62,11 @@ class AppRunner:
     def _start_apps(self, streams: Sequence[AnyStream]) -> None:
         """Start an application call for each stream. On Python 3.12 a call runs at once up
         to its first wait (an eager start) and may answer there: its ``send()`` and
-        ``receive()`` then leave the flushing (writing, starting the pipelined requests its
-        response let through) to the driver's ``_flush`` that called this, which goes on
-        once they ran. That also keeps a run of pipelined 503s (over
-        ``max_concurrent_requests``) a loop there instead of a recursion."""
+        ``receive()`` then only write what the core has to send; the rest of the flushing
+        (starting the pipelined requests its response let through, reading, the timer) is
+        left to the driver's ``_flush`` that called this, which goes on once they ran. That
+        also keeps a run of pipelined 503s (over ``max_concurrent_requests``) a loop there
+        instead of a recursion."""
         self._starting = True
         try:
             for stream in streams:
