@@ -1,0 +1,61 @@
+"""The reference for bench/micro_core.py: uvicorn's httptools protocol serving the same
+hello-world app over the same kind of fake transport, one keep-alive request per loop turn
+(uvicorn starts a task per request, so each turn finishes one). Prints microseconds per
+request, the best of several runs. Run it with the uvicorn benchmark virtualenv:
+
+    bench/.venvs/uvicorn-3.12/bin/python bench/micro_uvicorn.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "apps"))
+sys.path.insert(0, str(HERE))
+REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"
+REQUESTS = 30000
+RUNS = 7
+
+
+async def measure() -> float:
+    from hello import app
+    from micro_core import FakeTransport
+    from uvicorn.config import Config
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    from uvicorn.server import ServerState
+
+    config = Config(app, http="httptools", access_log=False, log_level="warning")
+    config.load()
+    protocol = HttpToolsProtocol(config, ServerState(), app_state={})
+    transport: Any = FakeTransport()
+    transport.set_protocol = lambda protocol: None
+    protocol.connection_made(transport)
+    for _ in range(2000):  # warm-up
+        protocol.data_received(REQUEST)
+        await asyncio.sleep(0)
+    best = float("inf")
+    for _ in range(RUNS):
+        written = transport.written
+        start = time.perf_counter()
+        for _ in range(REQUESTS):
+            protocol.data_received(REQUEST)
+            await asyncio.sleep(0)  # the request's task runs
+        best = min(best, time.perf_counter() - start)
+        # every request answered
+        assert (transport.written - written) // REQUESTS > len(b"Hello, world!")
+    return best / REQUESTS * 1e6
+
+
+def main() -> None:
+    import uvloop
+
+    print(f"uvicorn: {uvloop.run(measure()):.2f} us per request (Python {sys.version.split()[0]})")
+
+
+if __name__ == "__main__":
+    main()
