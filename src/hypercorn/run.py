@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from .admin import MULTIPROCESS_ENV
 from .app_wrappers import ASGIWrapper, WSGIWrapper
 from .config import Config, Sockets, parse_bind
+from .malloc import tune_allocator
 from .typing import TASK_STATUS_IGNORED, TaskStatus
 from .utils import (
     LifespanFailureError,
@@ -257,6 +258,7 @@ def _serve(
     task_status: TaskStatus = TASK_STATUS_IGNORED,
 ) -> int:
     """Load the app and serve it in this process; returns the exit code."""
+    tune_allocator()  # before the application allocates anything
     app, code = _load(config)
     if app is None:
         return code
