@@ -37,6 +37,9 @@ class FakeTransport:
     def write(self, data: bytes) -> None:
         self.written += len(data)
 
+    def writelines(self, chunks: list[bytes]) -> None:
+        self.written += sum(map(len, chunks))
+
     def pause_reading(self) -> None:
         pass
 

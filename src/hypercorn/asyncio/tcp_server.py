@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from ..admin import metrics
@@ -65,11 +66,13 @@ class TCPServer(AppRunner, asyncio.Protocol):
         self._refused = False  # over max_connections: closed at once
         self._lingering = False  # our side is done; waiting for the client's FIN
         self._peer_eof = False
+        self._vectored = False  # write with writelines (see _write)
 
     # ---------------------------------------------------------------- asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement the interface without subclassing asyncio.Transport
         self.transport = transport = cast(asyncio.Transport, transport)
+        self._vectored = type(transport).__module__.startswith("uvloop")
         if not self.context.admit_connection():
             self._closing = self._refused = True
             log_refusal(self.config, "TCP", self.context.refused_connections)
@@ -181,9 +184,9 @@ class TCPServer(AppRunner, asyncio.Protocol):
             # An application running eagerly, from the flush below that started it, which
             # does the rest after it. Its output is written now all the same: a write is what
             # can pause it (pause_writing) when the client reads slower than it sends.
-            data = core.data_to_send()
-            if data:
-                transport.write(data)
+            chunks = core.chunks_to_send()
+            if chunks:
+                self._write(transport, chunks)
             return
         streams = core.pop_new_streams()
         while streams:  # (an answered request can let the next pipelined one in)
@@ -191,9 +194,9 @@ class TCPServer(AppRunner, asyncio.Protocol):
             if self._closing:
                 return
             streams = core.pop_new_streams()
-        data = core.data_to_send()
-        if data:
-            transport.write(data)
+        chunks = core.chunks_to_send()
+        if chunks:
+            self._write(transport, chunks)
         streams = core.pop_streams_to_cancel()
         if streams:
             for stream in streams:
@@ -223,6 +226,17 @@ class TCPServer(AppRunner, asyncio.Protocol):
                 self._timer.cancel()
             self._deadline = deadline
             self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _write(self, transport: asyncio.Transport, chunks: Sequence[bytes]) -> None:
+        """Write the core's output. uvloop's ``writelines`` is one vectored write: a large
+        body goes out with its head without being copied to join them. asyncio's own
+        transport does not pause the protocol from ``writelines`` (Python 3.12), which would
+        let a client that does not read make us buffer without bound: it gets one joined
+        write."""
+        if self._vectored:
+            transport.writelines(chunks)
+        else:
+            transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
     def _close_lingering(self, transport: asyncio.Transport) -> None:
         """Close without destroying the last bytes: closing a socket with unread input makes

@@ -49,6 +49,11 @@ class ProtocolConnection(Protocol):
     def data_to_send(self) -> bytes:
         """Take the bytes to write to the peer."""
 
+    def chunks_to_send(self) -> Sequence[bytes]:
+        """Take the bytes to write to the peer as the pieces they were made in (for a
+        vectored write, e.g. ``writelines``: a large body is not copied to join it to its
+        head). What :meth:`data_to_send` would have returned, joined."""
+
     def pop_new_streams(self) -> Sequence[AnyStream]:
         """Take the streams whose application call should now be started."""
 

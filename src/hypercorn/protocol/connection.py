@@ -108,6 +108,9 @@ class HTTPConnection:
     def data_to_send(self) -> bytes:
         return self.inner.data_to_send()
 
+    def chunks_to_send(self) -> Sequence[bytes]:
+        return self.inner.chunks_to_send()
+
     def pop_new_streams(self) -> Sequence[AnyStream]:
         return self.inner.pop_new_streams()
 

@@ -221,7 +221,7 @@ class H11Connection(HTTP11Base):
         settings = h2c_settings(self.info, request.headers, has_body)
         if settings is not None:
             # RFC 7540 3.2: answer 101 and serve the request as HTTP/2 stream 1.
-            self._out += H2C_SWITCH
+            self._out.append(H2C_SWITCH)
             asgi_request.stream_id = 1
             asgi_request.http_version = "2"
             asgi_request.headers = [
@@ -258,7 +258,7 @@ class H11Connection(HTTP11Base):
     ) -> None:
         """Answer a request we will not hand to the application, then close."""
         if self._h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-            self._out += error_response(self.config, status, headers)
+            self._out.append(error_response(self.config, status, headers))
         self.closed = True
 
     # ---------------------------------------------------------------- outbound
@@ -283,34 +283,40 @@ class H11Connection(HTTP11Base):
             self._chunked = h11_conn.their_http_version == b"1.1" and all(
                 name != b"content-length" for name, _ in headers
             )
-            self._out += h11_conn.send(
-                h11.Response(
-                    status_code=event.status_code,
-                    headers=headers,
-                    reason=reason_phrase(event.status_code),
+            self._out.append(
+                h11_conn.send(
+                    h11.Response(
+                        status_code=event.status_code,
+                        headers=headers,
+                        reason=reason_phrase(event.status_code),
+                    )
                 )
             )
             if event.body:
-                self._out += h11_conn.send(h11.Data(data=event.body))
+                self._send_data(event.body)
             if event.end:
                 self._send_stream_event(EndBody(event.stream_id))
         elif isinstance(event, Body):
-            self._out += h11_conn.send(h11.Data(data=event.data))
+            self._send_data(event.data)
         elif isinstance(event, Trailers):
             # Trailers need chunked framing; with Content-Length or HTTP/1.0 they are dropped.
             trailers = event.headers if self._chunked else []
-            self._out += h11_conn.send(h11.EndOfMessage(headers=trailers))
+            self._out.append(h11_conn.send(h11.EndOfMessage(headers=trailers)))
             self._response_complete()
         elif isinstance(event, EndBody):
             if h11_conn.our_state is h11.SEND_BODY:
-                self._out += h11_conn.send(h11.EndOfMessage())
+                self._out.append(h11_conn.send(h11.EndOfMessage()))
                 self._response_complete()
         elif isinstance(event, InformationalResponse):
             self._send_informational(event)
         elif isinstance(event, Data):  # WebSocket frames, after the 101
-            self._out += event.data
+            self._out.append(event.data)
         elif isinstance(event, (StreamClosed, EndData)):
             self.closed = True  # abandoning a response mid-body, or the WebSocket session ended
+
+    def _send_data(self, data: bytes) -> None:
+        # h11's framing around the data, and the data itself uncopied (None: nothing to send)
+        self._out += self._h11.send_with_data_passthrough(h11.Data(data=data)) or ()
 
     def _send_informational(self, event: InformationalResponse) -> None:
         if event.status_code == 100:
@@ -318,11 +324,13 @@ class H11Connection(HTTP11Base):
                 return
         elif self._h11.their_http_version != b"1.1":
             return  # HTTP/1.0 clients cannot take 1xx responses
-        self._out += self._h11.send(
-            h11.InformationalResponse(
-                status_code=event.status_code,
-                headers=event.headers,
-                reason=reason_phrase(event.status_code),
+        self._out.append(
+            self._h11.send(
+                h11.InformationalResponse(
+                    status_code=event.status_code,
+                    headers=event.headers,
+                    reason=reason_phrase(event.status_code),
+                )
             )
         )
         websocket = websocket_of(self._stream)

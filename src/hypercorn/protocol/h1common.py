@@ -198,7 +198,9 @@ class HTTP11Base:
         self.config = config
         self.info = info
         self.closed = False
-        self._out = bytearray()
+        # What to write, in the pieces it was produced in: a large body is never copied on
+        # its way to the transport (chunks_to_send and a vectored write).
+        self._out: list[bytes] = []
         self._stream: AnyStream | None = None  # the request being answered
         self._websocket: WSStream | None = None  # after a 101: the connection is its
         self._new_streams: list[AnyStream] = []
@@ -232,9 +234,14 @@ class HTTP11Base:
             self._stream.handle(StreamClosed(self._stream.stream_id))
 
     def data_to_send(self) -> bytes:
-        data = bytes(self._out)
-        self._out.clear()
-        return data
+        return b"".join(self.chunks_to_send())
+
+    def chunks_to_send(self) -> Sequence[bytes]:
+        out = self._out
+        if not out:
+            return ()
+        self._out = []
+        return out
 
     def pop_streams_to_cancel(self) -> Sequence[AnyStream]:
         return ()

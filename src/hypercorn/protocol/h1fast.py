@@ -301,7 +301,7 @@ class FastH11Connection(HTTP11Base):
             h2c_settings(self.info, request.headers, message.has_body) if message.upgrade else None
         )
         if settings is not None and request.http_version == "1.1":
-            self._out += H2C_SWITCH
+            self._out.append(H2C_SWITCH)
             request.stream_id = 1
             request.http_version = "2"
             request.headers = [(n, v) for n, v in request.headers if n not in H2C_DROPPED]
@@ -373,7 +373,7 @@ class FastH11Connection(HTTP11Base):
         self, status: int, headers: Sequence[tuple[bytes, bytes]] = ()
     ) -> None:
         if not self._responding:
-            self._out += error_response(self.config, status, headers)
+            self._out.append(error_response(self.config, status, headers))
         self.closed = True
 
     # ---------------------------------------------------------------- outbound
@@ -397,7 +397,7 @@ class FastH11Connection(HTTP11Base):
         elif type(event) is InformationalResponse:
             self._send_informational(event)
         elif type(event) is Data:  # WebSocket frames, after the 101
-            self._out += event.data
+            self._out.append(event.data)
         elif type(event) is StreamClosed or type(event) is EndData:
             self.closed = True
 
@@ -449,7 +449,7 @@ class FastH11Connection(HTTP11Base):
             self._close_after = True
             lines.append(b"connection: close")
         lines.append(b"\r\n")
-        self._out += b"\r\n".join(lines)
+        self._out.append(b"\r\n".join(lines))
 
     def _send_body(self, data: bytes) -> None:
         if not self._responding or not data or self._suppress_body:
@@ -459,11 +459,11 @@ class FastH11Connection(HTTP11Base):
                 self.closed = True
                 raise h11.LocalProtocolError("Too much data for declared Content-Length")
             self._remaining -= len(data)
-            self._out += data
+            self._out.append(data)
         elif self._chunked:
-            self._out += b"%x\r\n%s\r\n" % (len(data), data)
+            self._out += (b"%x\r\n" % len(data), data, b"\r\n")  # (the data is not copied)
         else:
-            self._out += data
+            self._out.append(data)
 
     def _end_response(self, trailers: Optional[list[tuple[bytes, bytes]]]) -> None:
         if not self._responding:
@@ -473,10 +473,10 @@ class FastH11Connection(HTTP11Base):
             raise h11.LocalProtocolError("Too little data for declared Content-Length")
         if self._chunked and not self._suppress_body:
             if trailers:
-                self._out += b"0\r\n" + b"".join(b"%s: %s\r\n" % item for item in trailers)
-                self._out += b"\r\n"
+                self._out.append(b"0\r\n" + b"".join(b"%s: %s\r\n" % item for item in trailers))
+                self._out.append(b"\r\n")
             else:
-                self._out += b"0\r\n\r\n"
+                self._out.append(b"0\r\n\r\n")
         self._responding = False
         self._response_complete()
 
@@ -493,7 +493,7 @@ class FastH11Connection(HTTP11Base):
         lines = [_status_line(event.status_code)]
         lines += [b": ".join(item) for item in event.headers]
         lines.append(b"\r\n")
-        self._out += b"\r\n".join(lines)
+        self._out.append(b"\r\n".join(lines))
         websocket = websocket_of(self._stream)
         if event.status_code == 101 and websocket is not None:
             self._websocket = websocket

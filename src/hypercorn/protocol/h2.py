@@ -163,6 +163,10 @@ class H2Connection:
             return data + self._h2.data_to_send()
         return self._h2.data_to_send()
 
+    def chunks_to_send(self) -> Sequence[bytes]:
+        data = self.data_to_send()  # (h2 gives its frames as one buffer)
+        return (data,) if data else ()
+
     def pop_new_streams(self) -> Sequence[AnyStream]:
         if not self._new_streams:
             return ()
