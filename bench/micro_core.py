@@ -2,8 +2,10 @@
 driver and the protocol core over a fake transport, the benchmark's hello-world app, a
 keep-alive connection fed one request per loop turn. Prints microseconds per request (the
 best of several runs; one loop turn, ~1 us, included). ``--profile`` prints cProfile's view.
+``--core`` measures the sans-IO protocol core alone: the same request and response driven
+through it by direct calls, no event loop, task or coroutine.
 
-    python bench/micro_core.py [--requests 30000] [--runs 7] [--profile]
+    python bench/micro_core.py [--requests 30000] [--runs 7] [--profile] [--core]
 
 Run it with the interpreter and checkout to measure (Python 3.12 starts the application
 eagerly, so a request is answered inside data_received; earlier versions take a task).
@@ -93,12 +95,51 @@ async def measure(requests: int, runs: int, profile: bool) -> float:
     return best / requests * 1e6
 
 
+def measure_core(requests: int, runs: int) -> float:
+    from hello import BODY, HEADERS
+
+    from hypercorn.config import Config
+    from hypercorn.protocol import ConnectionInfo
+    from hypercorn.protocol.connection import HTTPConnection
+
+    config = Config(keep_alive_max_requests=2**62)
+    info = ConnectionInfo(("127.0.0.1", 50000), ("127.0.0.1", 8000))
+    core = HTTPConnection(config, info, 0.0).inner
+    start_message = {"type": "http.response.start", "status": 200, "headers": HEADERS}
+    body_message = {"type": "http.response.body", "body": BODY}
+
+    def request() -> int:
+        core.receive_data(REQUEST, 1.0)
+        (stream,) = core.pop_new_streams()
+        stream.app_send(start_message)
+        stream.app_send(body_message)
+        stream.app_finished()
+        return len(core.data_to_send())
+
+    for _ in range(2000):  # warm-up
+        request()
+    best = float("inf")
+    for _ in range(runs):
+        written = 0
+        start = time.perf_counter()
+        for _ in range(requests):
+            written += request()
+        best = min(best, time.perf_counter() - start)
+        assert written // requests > len(BODY)  # every request answered
+    return best / requests * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=30000)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--core", action="store_true")
     options = parser.parse_args()
+    if options.core:
+        per_request = measure_core(options.requests, options.runs)
+        print(f"{per_request:.2f} us per request, core alone (Python {sys.version.split()[0]})")
+        return
     try:
         import uvloop
     except ImportError:
