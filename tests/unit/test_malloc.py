@@ -98,3 +98,22 @@ def test_megabyte_buffers_are_reused_not_refaulted() -> None:
     pages = 20 * 3 * (1 << 20) // os.sysconf("SC_PAGE_SIZE")
     assert default > pages // 2, f"glibc's default no longer churns ({default} faults)"
     assert tuned < pages // 20, f"{tuned} page faults in 20 requests with fixed thresholds"
+
+
+def test_the_command_line_tunes_before_loading_the_application(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hypercorn import run
+    from hypercorn.config import Config
+
+    order: list[str] = []
+    monkeypatch.setattr(run, "tune_allocator", lambda: order.append("tuned") or True)
+
+    def load(config: Config) -> tuple[None, int]:
+        order.append("loaded")
+        return None, 3
+
+    monkeypatch.setattr(run, "_load", load)
+    config = Config(app="nowhere:app")
+    assert run._serve(config, None, lambda sleep: sleep) == 3  # (never serves: no trigger)
+    assert order == ["tuned", "loaded"]
