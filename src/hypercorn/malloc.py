@@ -41,12 +41,17 @@ _OPERATOR_SETTINGS = (
 )
 
 
-def _glibc_mallopt() -> Optional[Callable[[int, int], int]]:
+def is_glibc() -> bool:
+    """Whether this process runs on glibc (whose allocator this module tunes)."""
     try:
-        if not os.confstr("CS_GNU_LIBC_VERSION"):
-            return None
+        return bool(os.confstr("CS_GNU_LIBC_VERSION"))
     except (AttributeError, ValueError, OSError):
-        return None  # not glibc
+        return False
+
+
+def _glibc_mallopt() -> Optional[Callable[[int, int], int]]:
+    if not is_glibc():
+        return None
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):

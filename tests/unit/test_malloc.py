@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from hypercorn.malloc import MMAP_THRESHOLD, TRIM_THRESHOLD, tune_allocator
+from hypercorn.malloc import MMAP_THRESHOLD, TRIM_THRESHOLD, is_glibc, tune_allocator
 
 
 class Recorder:
@@ -85,14 +85,7 @@ def _faults(mode: str) -> int:
     return int(out.stdout)
 
 
-def _glibc() -> bool:
-    try:
-        return bool(os.confstr("CS_GNU_LIBC_VERSION"))
-    except (AttributeError, ValueError, OSError):
-        return False
-
-
-@pytest.mark.skipif(not _glibc(), reason="glibc's allocator")
+@pytest.mark.skipif(not is_glibc(), reason="glibc's allocator")
 def test_megabyte_buffers_are_reused_not_refaulted() -> None:
     default, tuned = _faults("default"), _faults("tuned")
     pages = 20 * 3 * (1 << 20) // os.sysconf("SC_PAGE_SIZE")
