@@ -290,3 +290,11 @@ def test_many_pipelined_requests_in_one_read_are_not_one_large_head() -> None:
     for cut in (10, len(big) // 2, len(big) - 1):
         _, out, closed = drive(FastH11Connection, [request + big[:cut], big[cut:]])
         assert out.count(b"HTTP/1.1 2") == 1 and b"HTTP/1.1 431 " in out and closed
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_adapters_have_no_instance_dict(adapter: type) -> None:
+    # One per connection: past 30 attributes a plain object gets a dict of its own
+    # (1.5 KiB for the fast adapter, allocated and freed on every connection).
+    conn = adapter(CONFIG, ConnectionInfo(("127.0.0.1", 1), ("127.0.0.1", 80)), 0.0)
+    assert not hasattr(conn, "__dict__")

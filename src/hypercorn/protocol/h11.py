@@ -65,6 +65,15 @@ MAX_CHUNK_SIZE = 2**64
 class H11Connection(HTTP11Base):
     """One HTTP/1.1 connection, sans-IO."""
 
+    __slots__ = (
+        "_body_withheld",
+        "_chunked",
+        "_h11",
+        "_held_bytes",
+        "_paused",
+        "_processing",
+    )
+
     def __init__(self, config: Config, info: ConnectionInfo, now: float) -> None:
         super().__init__(config, info, now)
         self._h11 = h11.Connection(

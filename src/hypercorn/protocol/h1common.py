@@ -194,6 +194,27 @@ class HTTP11Base:
     :mod:`hypercorn.protocol.h11`. Subclasses parse and frame; they provide ``wants_read``,
     ``_awaiting_body`` (a request body is still arriving) and ``_send_error_and_close``."""
 
+    # Slots (in the subclasses too): the fast adapter has ~40 attributes, past the 30 that
+    # let instances share one key table; as plain objects each connection would build a
+    # 1.5 KiB dict of its own, which is also slow to fill.
+    __slots__ = (
+        "_head_started",
+        "_idle_pending",
+        "_idle_since",
+        "_last_body_data",
+        "_new_streams",
+        "_now",
+        "_out",
+        "_requests",
+        "_shutting_down",
+        "_stream",
+        "_websocket",
+        "closed",
+        "config",
+        "info",
+        "upgrade",
+    )
+
     def __init__(self, config: Config, info: ConnectionInfo, now: float) -> None:
         self.config = config
         self.info = info

@@ -92,6 +92,35 @@ class _Message:
 class FastH11Connection(HTTP11Base):
     """One HTTP/1.1 connection, sans-IO, parsed by httptools."""
 
+    __slots__ = (
+        "_body_withheld",
+        "_chunked",
+        "_client_11",
+        "_close_after",
+        "_deferred",
+        "_discarding",
+        "_expect",
+        "_head_began_now",
+        "_head_bytes",
+        "_headers",
+        "_in_head",
+        "_input_done",
+        "_message",
+        "_parser",
+        "_parsing",
+        "_parsing_stream",
+        "_pending",
+        "_pending_bytes",
+        "_raw_headers",
+        "_remaining",
+        "_responding",
+        "_suppress_body",
+        "_unprocessed",
+        "_upgrade",
+        "_url",
+        "_used",
+    )
+
     def __init__(self, config: Config, info: ConnectionInfo, now: float) -> None:
         super().__init__(config, info, now)
         self._parser = httptools.HttpRequestParser(self)
