@@ -7,6 +7,7 @@ import contextvars
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -242,3 +243,44 @@ def test_request_header_timeout_sends_408(serve: Serve) -> None:
     server = serve(hello_app, request_header_timeout=0.3)
     data = raw_exchange(server.port, b"GET / HTTP/1.1\r\nHost: a\r\n")
     assert data.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+
+
+def _reset_after_response(port: int, request: bytes, wait: float) -> tuple[bytes, bool]:
+    """Send ``request``, read the response up to the server's FIN, then keep sending: returns
+    the response and whether the server reset the connection within ``wait`` seconds (it
+    does once its socket is closed; while it lingers it reads and drops what comes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(request)
+        response = bytearray()
+        while chunk := sock.recv(65536):
+            response += chunk
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+                time.sleep(0.05)
+                sock.recv(1)  # b"": the FIN was read already
+            except (ConnectionResetError, BrokenPipeError):
+                return bytes(response), True
+        return bytes(response), False
+
+
+def test_client_that_said_close_is_closed_at_once(serve: Serve) -> None:
+    # Connection: close and nothing after it: no input can come to make closing reset the
+    # connection, so the server closes without lingering for the client's FIN.
+    server = serve(hello_app)
+    request = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    response, reset = _reset_after_response(server.port, request, wait=1.0)
+    assert response.startswith(b"HTTP/1.1 200 ") and response.endswith(b"Hello, world!")
+    assert reset
+
+
+def test_server_that_closes_lingers_for_the_client(serve: Serve) -> None:
+    # The server ends a keep-alive connection (keep_alive_max_requests) while the client may
+    # already be sending its next request: it lingers, so the response is not destroyed by
+    # a reset and the client's next bytes are read and dropped.
+    server = serve(hello_app, keep_alive_max_requests=1)
+    request = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+    response, reset = _reset_after_response(server.port, request, wait=0.5)
+    assert b"connection: close" in response.lower() and response.endswith(b"Hello, world!")
+    assert not reset

@@ -38,8 +38,9 @@ def make_config() -> Config:
 CONFIG = make_config()
 
 
-def drive(adapter: type, pieces: list[bytes]) -> tuple[list[Any], bytes, bool]:
-    """Feed ``pieces``; return what the application saw, the bytes sent, and ``closed``."""
+def drive(adapter: type, pieces: list[bytes]) -> tuple[list[Any], bytes, bool, bool]:
+    """Feed ``pieces``; return what the application saw, the bytes sent, ``closed``, and
+    ``client_done`` before the end of input."""
     conn = adapter(CONFIG, ConnectionInfo(("127.0.0.1", 1), ("127.0.0.1", 80)), 0.0)
     seen: list[Any] = []
     out = bytearray()
@@ -80,11 +81,12 @@ def drive(adapter: type, pieces: list[bytes]) -> tuple[list[Any], bytes, bool]:
         conn.receive_data(piece, 0.0)
         out.extend(conn.data_to_send())
         serve()
+    client_done = conn.client_done
     if not conn.closed:
         conn.receive_data(b"", 0.0)
         serve()
     out.extend(conn.data_to_send())
-    return seen, bytes(out), conn.closed
+    return seen, bytes(out), conn.closed, client_done
 
 
 def answer(stream: Any, body: bytes) -> None:
@@ -143,10 +145,13 @@ def parse_responses(data: bytes, methods: list[str]) -> list[Any]:
 
 def compare(pieces: list[bytes], methods: list[str]) -> None:
     results = [drive(adapter, pieces) for adapter in ADAPTERS]
-    (seen_h11, out_h11, closed_h11), (seen_fast, out_fast, closed_fast) = results
+    (seen_h11, out_h11, closed_h11, done_h11), (seen_fast, out_fast, closed_fast, done_fast) = (
+        results
+    )
     assert seen_fast == seen_h11
     assert parse_responses(out_fast, methods) == parse_responses(out_h11, methods)
     assert closed_fast == closed_h11
+    assert done_fast == done_h11
 
 
 # ------------------------------------------------------------------ well-formed requests
@@ -220,6 +225,8 @@ MALFORMED = [
     b"NOT HTTP AT ALL\r\n\r\n",
     b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n",
     b"GET / HTTP/1.1\r\n\r\n",  # no Host
+    b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",  # two Hosts (RFC 9112 3.2)
+    b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
     b"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n",
     b"GET a/b HTTP/1.1\r\nHost: a\r\n\r\n",
     b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\nBAD\r\n\r\n",  # an empty line is skipped
@@ -233,7 +240,7 @@ MALFORMED = [
 def test_same_answer_to_malformed_input(raw: bytes, cut: int | None) -> None:
     pieces = [raw] if cut is None else [raw[:cut], raw[cut:]]
     compare(pieces, ["GET", "GET"])
-    _, out, closed = drive(FastH11Connection, pieces)
+    _, out, closed, _ = drive(FastH11Connection, pieces)
     assert closed, "the connection closes after malformed input"
     statuses = re.findall(rb"HTTP/1.1 (\d{3})", out)
     assert statuses and int(statuses[-1]) in (400, 405, 431, 501), out
@@ -248,6 +255,26 @@ def test_same_answer_to_malformed_input(raw: bytes, cut: int | None) -> None:
 @example(
     batch=[(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", "GET")], edits=[(14, b"\n")], cuts=[]
 )  # a bare LF in the request line
+@example(
+    batch=[(b"UT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: hunked\r\n\r\n", "GET")],
+    edits=[(0, b"")],
+    cuts=[],
+)  # an unknown method and an unknown coding: the method's 400 on both paths (was 400/501)
+@example(
+    batch=[(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.0\r\n\r\n", "GET")],
+    edits=[(0, b"")],
+    cuts=[],
+)  # the client's last request, pipelined: client_done on both paths
+@example(
+    batch=[(b"PUT /0  HTTP/1.1\r\nHost: a\r\n\r\nGET  / HTTP/1.1\r\nHost: a\r\n\r\n", "PUT")],
+    edits=[(0, b"")],
+    cuts=[],
+)  # runs of spaces in request lines: read as one on both paths (h11 refused them)
+@example(
+    batch=[(b"PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n", "PUT")],
+    edits=[(0, b"")],
+    cuts=[],
+)  # the client ends in the middle of a body, before any response: 400 on both paths
 def test_same_answer_to_mutated_input(
     batch: list[tuple[bytes, str]], edits: list[tuple[int, bytes]], cuts: list[int]
 ) -> None:
@@ -283,12 +310,12 @@ def test_many_pipelined_requests_in_one_read_are_not_one_large_head() -> None:
     count = CONFIG.h11_max_incomplete_size // len(request) + 100
     pieces = [request * count + b"GET /last HTTP/1.1\r\nHo", b"st: a\r\n\r\n"]
     compare(pieces, ["GET"] * (count + 1))
-    seen, out, _ = drive(FastH11Connection, pieces)
+    seen, out, _, _ = drive(FastH11Connection, pieces)
     assert len(seen) == count + 1 and out.count(b"HTTP/1.1 2") == count + 1
     # while a head that really is too large still is one, however it arrives
     big = b"GET / HTTP/1.1\r\nHost: a\r\nX: " + b"v" * CONFIG.h11_max_incomplete_size
     for cut in (10, len(big) // 2, len(big) - 1):
-        _, out, closed = drive(FastH11Connection, [request + big[:cut], big[cut:]])
+        _, out, closed, _ = drive(FastH11Connection, [request + big[:cut], big[cut:]])
         assert out.count(b"HTTP/1.1 2") == 1 and b"HTTP/1.1 431 " in out and closed
 
 

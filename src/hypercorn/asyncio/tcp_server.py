@@ -242,10 +242,18 @@ class TCPServer(AppRunner, asyncio.Protocol):
         """Close without destroying the last bytes: closing a socket with unread input makes
         the kernel send RST, which can discard the response (or GOAWAY) still in flight to a
         client that keeps sending. So: send FIN after what is buffered, keep reading (and
-        dropping) until the client closes too, for at most LINGER_TIMEOUT seconds. Not for
-        idle connections closed by a shutdown (nothing is in flight; the drain stays fast)."""
-        idle_at_shutdown = self.context.shutting_down and self.core.idle
-        if self._peer_eof or idle_at_shutdown or not transport.can_write_eof():  # (and TLS)
+        dropping) until the client closes too, for at most LINGER_TIMEOUT seconds. Not when
+        the client said its request was its last and sent nothing after it (the common
+        ``Connection: close``: no input can come to cause the reset), and not for idle
+        connections closed by a shutdown (nothing is in flight; the drain stays fast)."""
+        core = self.core
+        idle_at_shutdown = self.context.shutting_down and core.idle
+        if (
+            self._peer_eof
+            or core.client_done
+            or idle_at_shutdown
+            or not transport.can_write_eof()  # (and TLS)
+        ):
             transport.close()
             return
         try:

@@ -78,5 +78,11 @@ class ProtocolConnection(Protocol):
     def idle(self) -> bool:
         """True when no request (or WebSocket session) is in progress."""
 
+    @property
+    def client_done(self) -> bool:
+        """True when the client has said it sends nothing more (HTTP/1.1 ``Connection:
+        close``, HTTP/1.0) and nothing followed: the backend may close the socket at once
+        instead of lingering, as no input can arrive to make the kernel reset it."""
+
 
 __all__ = ["SUPPORTED_ALPN", "ConnectionInfo", "HTTPStream", "ProtocolConnection"]

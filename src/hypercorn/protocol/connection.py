@@ -133,3 +133,7 @@ class HTTPConnection:
     @property
     def idle(self) -> bool:
         return self.inner.idle
+
+    @property
+    def client_done(self) -> bool:
+        return self.inner.client_done

@@ -21,6 +21,7 @@ Hypercorn).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -44,10 +45,12 @@ from .h1common import (
     H2C_SWITCH,
     HTTP11Base,
     check_request,
+    client_closes,
     error_response,
     h2c_settings,
     head_violation,
     is_websocket_upgrade,
+    unknown_method,
     websocket_of,
     websocket_stream,
 )
@@ -60,6 +63,7 @@ if TYPE_CHECKING:
 
 # llhttp refuses chunk sizes that overflow 64 bits; h11 would wait for them: same answer here.
 MAX_CHUNK_SIZE = 2**64
+_SPACES = re.compile(rb" {2,}")
 
 
 class H11Connection(HTTP11Base):
@@ -68,6 +72,7 @@ class H11Connection(HTTP11Base):
     __slots__ = (
         "_body_withheld",
         "_chunked",
+        "_client_closes",
         "_h11",
         "_held_bytes",
         "_paused",
@@ -85,6 +90,7 @@ class H11Connection(HTTP11Base):
         self._paused = False  # h11 holds pipelined bytes until the current response ends
         self._held_bytes = 0
         self._chunked = False
+        self._client_closes = False  # the request in progress says it is the client's last
 
     # ---------------------------------------------------------------- backend interface
     def receive_data(self, data: bytes, now: float) -> None:
@@ -126,6 +132,9 @@ class H11Connection(HTTP11Base):
             self._process_events(now)
         finally:
             self._processing = False
+        if self._client_closes and self._h11.their_state is h11.MUST_CLOSE:
+            # (empty lines are read and harmless; llhttp skips them too)
+            self.client_done = not self._h11.trailing_data[0].strip(b"\r\n")
 
     def _process_events(self, now: float) -> None:
         while not self.closed and self.upgrade is None:
@@ -138,11 +147,22 @@ class H11Connection(HTTP11Base):
                 break
             if self._stream is None and self._h11.their_state is h11.IDLE and buffered:
                 if buffered[:1] in (b"\r", b"\n") and self._h11.our_state is h11.IDLE:
-                    self._skip_empty_lines(bytes(buffered), eof)
+                    self._restart(bytes(buffered).lstrip(b"\r\n"), eof)
                     continue
-                if head_violation(buffered):
+                if head_violation(buffered) or unknown_method(buffered):
                     self._send_error_and_close(400)
                     return
+                line_end = buffered.find(b"\n")
+                if (
+                    line_end != -1
+                    and buffered.find(b"  ", 0, line_end) != -1
+                    and self._h11.our_state is h11.IDLE
+                ):
+                    # Runs of spaces between the parts of a request line: RFC 9112 3 lets a
+                    # server read them as one, as llhttp does; h11 refuses them.
+                    line, rest = bytes(buffered[:line_end]), bytes(buffered[line_end:])
+                    self._restart(_SPACES.sub(b" ", line) + rest, eof)
+                    continue
             try:
                 event = self._h11.next_event()
             except h11.RemoteProtocolError as error:
@@ -190,16 +210,16 @@ class H11Connection(HTTP11Base):
                 self._peer_closed()
                 break
 
-    def _skip_empty_lines(self, buffered: bytes, eof: bool) -> None:
-        """Empty lines before a request line are ignored (RFC 9112 2.2); h11 refuses them,
-        so between requests (where a fresh h11 state machine is equivalent) it is replaced
-        by one holding the bytes after them."""
+    def _restart(self, buffered: bytes, eof: bool) -> None:
+        """Between requests (where a fresh h11 state machine is equivalent), replace h11 by
+        one holding ``buffered`` instead of what it held: without the empty lines before a
+        request line (ignored, RFC 9112 2.2) or with its runs of spaces made single, both of
+        which h11 refuses."""
         self._h11 = h11.Connection(
             h11.SERVER, max_incomplete_event_size=self.config.h11_max_incomplete_size
         )
-        rest = buffered.lstrip(b"\r\n")
-        if rest:  # (receive_data(b"") would mean end of input)
-            self._h11.receive_data(rest)
+        if buffered:  # (receive_data(b"") would mean end of input)
+            self._h11.receive_data(buffered)
         if eof:
             self._h11.receive_data(b"")
 
@@ -220,6 +240,7 @@ class H11Connection(HTTP11Base):
         self._head_started = None
         self._idle_since = None
         self._last_body_data = now
+        self._client_closes = client_closes(request.http_version.decode("ascii"), request.headers)
         asgi_request = Request(
             stream_id=self._requests,
             headers=headers,

@@ -6,16 +6,18 @@ llhttp rejects it, so the h11 path checks the bytes itself). The answers:
 
 - 400: bare CR or LF, obsolete line folding, control characters in a header, duplicate
   Content-Length (even with equal values), Content-Length with Transfer-Encoding, a missing
-  Host on HTTP/1.1, a request target that is not origin-form, absolute-form or ``OPTIONS *``,
-  a method outside :data:`KNOWN_METHODS` (what llhttp can parse; it cannot tell an unknown
-  method from a line that is not a request line, so neither path answers 501);
+  Host on HTTP/1.1, more than one Host, a request target that is not origin-form,
+  absolute-form or ``OPTIONS *``, a method outside :data:`KNOWN_METHODS` (what llhttp can
+  parse; it cannot tell an unknown method from a line that is not a request line, so neither
+  path answers 501);
 - 405: CONNECT (only WebSocket upgrades are tunnelled, and over HTTP/2 and HTTP/3);
 - 431: a head larger than ``h11_max_incomplete_size``;
 - 501: a Transfer-Encoding other than ``chunked`` (RFC 9112 6.1).
 
 Also 400: an HTTP version other than 1.0 and 1.1 (llhttp reads a malformed request line as
 HTTP/0.9, h11 takes ``HTTP/2.0`` at its word). Empty lines before a request line are ignored
-(RFC 9112 2.2), at the start of a connection and between pipelined requests.
+(RFC 9112 2.2), at the start of a connection and between pipelined requests, and a run of
+spaces between the parts of a request line reads as one (RFC 9112 3 allows it; llhttp does it).
 
 Each of these closes the connection after the answer.
 """
@@ -23,7 +25,7 @@ Each of these closes the connection after the answer.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Optional, cast
 
 from .errors import HeadersTooLarge, MethodNotAllowed, ProtocolError
@@ -62,6 +64,19 @@ def head_violation(buffer: bytes | bytearray) -> bool:
     return bool(_HEAD_VIOLATION.search(head)) or head.lower().count(b"\ncontent-length:") > 1
 
 
+_LONGEST_METHOD = max(map(len, KNOWN_METHODS))
+
+
+def unknown_method(buffer: bytes | bytearray) -> bool:
+    """Whether the head at the start of ``buffer`` begins with a method outside
+    :data:`KNOWN_METHODS`, as far as its bytes tell: llhttp refuses such a request before it
+    reads the headers, so the h11 path must not answer another error found in them."""
+    space = buffer.find(b" ", 0, _LONGEST_METHOD + 1)
+    if space == -1:
+        return len(buffer) > _LONGEST_METHOD
+    return bytes(buffer[:space]) not in KNOWN_METHODS
+
+
 def check_request(
     config: Config,
     method: bytes,
@@ -75,8 +90,7 @@ def check_request(
     if method not in KNOWN_METHODS:
         raise ProtocolError("unrecognized method")
     head_size = len(method) + len(target) + 12
-    lengths = chunked = 0
-    host = False
+    lengths = chunked = hosts = 0
     for name, value in headers:
         head_size += len(name) + len(value) + 4
         if name == b"content-length":
@@ -86,7 +100,7 @@ def check_request(
                 raise ProtocolError("unsupported Transfer-Encoding", 501)  # RFC 9112 6.1
             chunked += 1
         elif name == b"host":
-            host = True
+            hosts += 1
     # Bound complete heads too (h11 bounds only heads that arrive in pieces), so the answer
     # does not depend on how the bytes were split.
     if head_size > config.h11_max_incomplete_size:
@@ -97,8 +111,10 @@ def check_request(
         raise ProtocolError("both Content-Length and Transfer-Encoding present")
     if http_version not in (b"1.1", b"1.0"):
         raise ProtocolError("unsupported HTTP version")
-    if not host and http_version == b"1.1":
+    if not hosts and http_version == b"1.1":
         raise ProtocolError("missing Host header")
+    if hosts > 1:
+        raise ProtocolError("more than one Host header")  # RFC 9112 3.2
     if method == b"CONNECT":
         raise MethodNotAllowed("CONNECT is not supported over HTTP/1.1")
     if target[:1] != b"/":
@@ -110,6 +126,18 @@ def check_request(
         else:
             raise ProtocolError("request target is not origin-form or absolute-form")
     return target, bool(lengths or chunked)
+
+
+def client_closes(http_version: str, headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether a request says its client sends nothing more on the connection (RFC 9112
+    9.3, 9.6): ``Connection: close``, or HTTP/1.0 without ``Connection: keep-alive``."""
+    tokens: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            tokens.update(token.strip().lower() for token in value.split(b","))
+    if http_version == "1.0":
+        return b"keep-alive" not in tokens
+    return b"close" in tokens
 
 
 def is_websocket_upgrade(request: Request) -> bool:
@@ -209,6 +237,7 @@ class HTTP11Base:
         "_shutting_down",
         "_stream",
         "_websocket",
+        "client_done",
         "closed",
         "config",
         "info",
@@ -219,6 +248,10 @@ class HTTP11Base:
         self.config = config
         self.info = info
         self.closed = False
+        # The client has said it sends nothing more (a complete request with Connection:
+        # close, or HTTP/1.0 without keep-alive) and nothing followed it: closing at once
+        # cannot make the kernel reset the connection, so the driver need not linger.
+        self.client_done = False
         # What to write, in the pieces it was produced in: a large body is never copied on
         # its way to the transport (chunks_to_send and a vectored write).
         self._out: list[bytes] = []

@@ -78,10 +78,19 @@ def _status_line(status: int) -> bytes:
 class _Message:
     """A request parsed from the wire: its head, its body so far, and whether it ended."""
 
-    __slots__ = ("body", "complete", "expect_100", "has_body", "keep_alive", "upgrade")
+    __slots__ = (
+        "body",
+        "client_closes",
+        "complete",
+        "expect_100",
+        "has_body",
+        "keep_alive",
+        "upgrade",
+    )
 
     def __init__(self) -> None:
         self.body: list[bytes] = []
+        self.client_closes = False  # its client sends nothing after it (see client_done)
         self.complete = False
         self.expect_100 = False
         self.has_body = False
@@ -171,6 +180,7 @@ class FastH11Connection(HTTP11Base):
             self._peer_closed()
             return
         if self._input_done:
+            self.client_done = False  # it said it was done, yet it sends: linger
             return  # after a request that closes the connection nothing more is read
         self._last_body_data = now
         if (
@@ -194,7 +204,9 @@ class FastH11Connection(HTTP11Base):
                 raise (cause or error) from None  # a bug: the driver logs it
             self._fail(cause)
         except httptools.HttpParserError as error:
-            if not self._input_done:
+            if self._input_done:
+                self.client_done = False  # bytes after a request that closes the connection
+            else:
                 # llhttp refuses unknown codings before the head is complete (RFC 9112 6.1).
                 status = 501 if "invalid `transfer-encoding`" in str(error).lower() else 400
                 self._fail(ProtocolError("malformed request", status))
@@ -263,7 +275,9 @@ class FastH11Connection(HTTP11Base):
         target, has_body = check_request(self.config, method, self._url, self._headers, version)
         message = _Message()
         message.has_body = has_body
-        message.keep_alive = http_version == "1.1" and parser.should_keep_alive()
+        keep_alive = parser.should_keep_alive()
+        message.keep_alive = http_version == "1.1" and keep_alive
+        message.client_closes = not keep_alive
         message.expect_100 = self._expect and http_version == "1.1"
         message.upgrade = self._upgrade
         request = Request(
@@ -306,6 +320,7 @@ class FastH11Connection(HTTP11Base):
         message.complete = True
         if not message.keep_alive:
             self._input_done = True  # llhttp refuses what follows; nothing more is read
+            self.client_done = message.client_closes
         if self._parsing_stream is not None:
             self._parsing_stream = None
         elif self._discarding:
@@ -381,6 +396,9 @@ class FastH11Connection(HTTP11Base):
     def _peer_closed(self) -> None:
         if self._stream is not None:
             self._stream.handle(StreamClosed(self._stream.stream_id))
+            message = self._message
+            if message is not None and not message.complete and not self._responding:
+                self._send_error_and_close(400)  # the client ended in the middle of a body
         elif self._in_head and not self._input_done:
             self._send_error_and_close(400)  # the client ended in the middle of a head
         self.closed = True

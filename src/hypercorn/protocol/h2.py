@@ -81,6 +81,10 @@ class _Outbox:
 class H2Connection:
     """One HTTP/2 connection, sans-IO."""
 
+    # HTTP/2 has no "this is my last request": a GOAWAY may cross the client's next frames,
+    # so the driver always lingers when it closes (see ProtocolConnection.client_done).
+    client_done = False
+
     def __init__(
         self,
         config: Config,

@@ -137,12 +137,15 @@ class TCPServer(AppRunner):
         """Close without destroying the last bytes: closing a socket with unread input makes
         the kernel send RST, which can discard the response (or GOAWAY) still in flight to a
         client that keeps sending. So: FIN, then read and drop until the client closes too,
-        for at most LINGER_TIMEOUT seconds (not at all when cancelled, over TLS, or for idle
+        for at most LINGER_TIMEOUT seconds (not at all when cancelled, over TLS, when the
+        client said its request was its last and sent nothing after it, or for idle
         connections closed by a shutdown)."""
         stream = self.stream
         try:
-            idle_at_shutdown = self.context.shutting_down and self.core.idle
-            if isinstance(stream, trio.SocketStream) and not (self._peer_eof or idle_at_shutdown):
+            core = self.core
+            idle_at_shutdown = self.context.shutting_down and core.idle
+            done = self._peer_eof or core.client_done or idle_at_shutdown
+            if isinstance(stream, trio.SocketStream) and not done:
                 with trio.move_on_after(LINGER_TIMEOUT):
                     async with self._send_lock:
                         await stream.send_eof()
