@@ -3,9 +3,11 @@ driver and the protocol core over a fake transport, the benchmark's hello-world 
 keep-alive connection fed one request per loop turn. Prints microseconds per request (the
 best of several runs; one loop turn, ~1 us, included). ``--profile`` prints cProfile's view.
 ``--core`` measures the sans-IO protocol core alone: the same request and response driven
-through it by direct calls, no event loop, task or coroutine.
+through it by direct calls, no event loop, task or coroutine. ``--connections`` measures a
+whole connection instead: made, one ``Connection: close`` request, lost (what the
+``Connection: close`` benchmark pays per request).
 
-    python bench/micro_core.py [--requests 30000] [--runs 7] [--profile] [--core]
+    python bench/micro_core.py [--requests 30000] [--runs 7] [--profile] [--core|--connections]
 
 Run it with the interpreter and checkout to measure (Python 3.12 starts the application
 eagerly, so a request is answered inside data_received; earlier versions take a task).
@@ -25,6 +27,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "apps"))
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"
+CLOSE_REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nConnection: close\r\n\r\n"
 
 
 class FakeTransport:
@@ -61,7 +64,7 @@ class FakeTransport:
         return False
 
 
-async def measure(requests: int, runs: int, profile: bool) -> float:
+async def measure(requests: int, runs: int, profile: bool, connections: bool = False) -> float:
     from hello import app
 
     from hypercorn.app_wrappers import ASGIWrapper
@@ -70,12 +73,26 @@ async def measure(requests: int, runs: int, profile: bool) -> float:
     from hypercorn.config import Config
 
     config = Config(keep_alive_max_requests=2**62)
-    server = TCPServer(ASGIWrapper(app), config, WorkerContext(config))
+    context = WorkerContext(config)
+    wrapped = ASGIWrapper(app)
+    server = TCPServer(wrapped, config, context)
     transport = FakeTransport()
     server.connection_made(transport)  # type: ignore[arg-type]
-    for _ in range(2000):  # warm-up
-        server.data_received(REQUEST)
+
+    async def one_connection() -> None:
+        fresh = TCPServer(wrapped, config, context)
+        fresh.connection_made(transport)  # type: ignore[arg-type]
+        fresh.data_received(CLOSE_REQUEST)
         await asyncio.sleep(0)
+        fresh.connection_lost(None)
+
+    async def one_request() -> None:
+        server.data_received(REQUEST)
+        await asyncio.sleep(0)  # lets a request that took a task finish
+
+    one = one_connection if connections else one_request
+    for _ in range(2000):  # warm-up
+        await one()
     profiler = cProfile.Profile() if profile else None
     best = float("inf")
     for _ in range(1 if profile else runs):
@@ -84,8 +101,7 @@ async def measure(requests: int, runs: int, profile: bool) -> float:
         written = transport.written
         start = time.perf_counter()
         for _ in range(requests):
-            server.data_received(REQUEST)
-            await asyncio.sleep(0)  # lets a request that took a task finish
+            await one()
         best = min(best, time.perf_counter() - start)
         # every request answered (a closed connection would make this fast and wrong)
         assert (transport.written - written) // requests > len(b"Hello, world!")
@@ -134,7 +150,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=30000)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--profile", action="store_true")
-    parser.add_argument("--core", action="store_true")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--core", action="store_true")
+    mode.add_argument("--connections", action="store_true")
     options = parser.parse_args()
     if options.core:
         per_request = measure_core(options.requests, options.runs)
@@ -146,8 +164,11 @@ def main() -> None:
         runner = asyncio.run
     else:
         runner = uvloop.run
-    per_request = runner(measure(options.requests, options.runs, options.profile))
-    print(f"{per_request:.2f} us per request (Python {sys.version.split()[0]})")
+    per_request = runner(
+        measure(options.requests, options.runs, options.profile, options.connections)
+    )
+    unit = "connection (one Connection: close request)" if options.connections else "request"
+    print(f"{per_request:.2f} us per {unit} (Python {sys.version.split()[0]})")
 
 
 if __name__ == "__main__":

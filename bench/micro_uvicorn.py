@@ -1,9 +1,11 @@
 """The reference for bench/micro_core.py: uvicorn's httptools protocol serving the same
 hello-world app over the same kind of fake transport, one keep-alive request per loop turn
 (uvicorn starts a task per request, so each turn finishes one). Prints microseconds per
-request, the best of several runs. Run it with the uvicorn benchmark virtualenv:
+request, the best of several runs; ``--connections``: a whole connection per turn (made, one
+``Connection: close`` request, lost), as ``micro_core.py --connections``. Run it with the
+uvicorn benchmark virtualenv:
 
-    bench/.venvs/uvicorn-3.12/bin/python bench/micro_uvicorn.py
+    bench/.venvs/uvicorn-3.12/bin/python bench/micro_uvicorn.py [--connections]
 """
 
 from __future__ import annotations
@@ -22,29 +24,41 @@ REQUESTS = 30000
 RUNS = 7
 
 
-async def measure() -> float:
+async def measure(connections: bool) -> float:
     from hello import app
-    from micro_core import FakeTransport
+    from micro_core import CLOSE_REQUEST, FakeTransport
     from uvicorn.config import Config
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
     from uvicorn.server import ServerState
 
     config = Config(app, http="httptools", access_log=False, log_level="warning")
     config.load()
-    protocol = HttpToolsProtocol(config, ServerState(), app_state={})
+    state = ServerState()
+    protocol = HttpToolsProtocol(config, state, app_state={})
     transport: Any = FakeTransport()
     transport.set_protocol = lambda protocol: None
     protocol.connection_made(transport)
-    for _ in range(2000):  # warm-up
+
+    async def one_connection() -> None:
+        fresh = HttpToolsProtocol(config, state, app_state={})
+        fresh.connection_made(transport)
+        fresh.data_received(CLOSE_REQUEST)
+        await asyncio.sleep(0)  # the request's task runs
+        fresh.connection_lost(None)
+
+    async def one_request() -> None:
         protocol.data_received(REQUEST)
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the request's task runs
+
+    one = one_connection if connections else one_request
+    for _ in range(2000):  # warm-up
+        await one()
     best = float("inf")
     for _ in range(RUNS):
         written = transport.written
         start = time.perf_counter()
         for _ in range(REQUESTS):
-            protocol.data_received(REQUEST)
-            await asyncio.sleep(0)  # the request's task runs
+            await one()
         best = min(best, time.perf_counter() - start)
         # every request answered
         assert (transport.written - written) // REQUESTS > len(b"Hello, world!")
@@ -54,7 +68,10 @@ async def measure() -> float:
 def main() -> None:
     import uvloop
 
-    print(f"uvicorn: {uvloop.run(measure()):.2f} us per request (Python {sys.version.split()[0]})")
+    connections = "--connections" in sys.argv[1:]
+    unit = "connection (one Connection: close request)" if connections else "request"
+    per = uvloop.run(measure(connections))
+    print(f"uvicorn: {per:.2f} us per {unit} (Python {sys.version.split()[0]})")
 
 
 if __name__ == "__main__":
