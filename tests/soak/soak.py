@@ -5,6 +5,11 @@ descriptors must stay flat after warm-up and its log must show no error.
     python tests/soak/soak.py [--duration 600] [--clients 24] [--worker-class uvloop]
 
 Run by ``make soak`` (not part of ``make test``). Exit status 0 when every check holds.
+
+Warm-up is the first fifth of the run. Give it five minutes or more: the server's RSS climbs
+~15 MiB in the first minute (as much with glibc's default allocator settings as with
+``hypercorn.malloc``'s) and is flat after it (600 s on 2026-11-22: 94.0 MiB after warm-up,
+96.8 peak), while a 180 s run samples "after warm-up" before the climb has ended.
 """
 
 from __future__ import annotations
