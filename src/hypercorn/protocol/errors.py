@@ -18,6 +18,10 @@ class ProtocolError(Exception):
             self.status = status
 
 
+class ClientDisconnected(OSError):
+    """Raised by ``send()`` once the client has gone (ASGI 2.4: an OSError subclass)."""
+
+
 class HandshakeError(Exception):
     """The upgrade request is not a valid WebSocket handshake; ``status`` says how to answer."""
 

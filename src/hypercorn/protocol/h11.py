@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import h11
 
@@ -195,9 +195,12 @@ class H11Connection(HTTP11Base):
                 if getattr(self._h11._reader, "_bytes_in_chunk", 0) >= MAX_CHUNK_SIZE:
                     self._remote_error(h11.RemoteProtocolError("chunk size overflow"))
                     return
+                # (h11 declares bytes but gives a bytearray: read untyped, or the compiled
+                # build's check of the declared type refuses it)
+                data = cast(Any, event).data
                 if self._stream is not None:
-                    self._stream.handle(Body(self._stream.stream_id, bytes(event.data)))
-                elif event.data:
+                    self._stream.handle(Body(self._stream.stream_id, bytes(data)))
+                elif data:
                     # The response is already complete and the client is still sending a
                     # body nobody will read: closing is cheaper than draining it.
                     self.closed = True

@@ -29,6 +29,7 @@ from ..utils import (
     suppress_body,
     valid_server_name,
 )
+from .errors import ClientDisconnected
 from .events import (
     Body,
     EndBody,
@@ -51,10 +52,6 @@ ASGI_VERSIONS: ASGIVersions = {"spec_version": "2.4", "version": "3.0"}
 _DISCONNECT = {"type": "http.disconnect"}
 _DEFAULT_NAMES = frozenset((b"date", b"server", b"alt-svc"))  # Config.response_headers
 _PROTOCOL_NAMES = {"1.0": "h11", "1.1": "h11", "2": "h2", "3": "h3"}
-
-
-class ClientDisconnected(OSError):
-    """Raised by ``send()`` once the client has gone (ASGI 2.4: an OSError subclass)."""
 
 
 class StreamState(Enum):
