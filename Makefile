@@ -5,11 +5,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint format certs conformance docs image image-test bench fuzz soak clean help
+.PHONY: run test test-compiled lint format certs conformance docs image image-test bench fuzz soak clean help
 
 help:
 	@echo "make run    serve the demo app (app/) on http://127.0.0.1:8000"
 	@echo "make test   run the whole test suite"
+	@echo "make test-compiled  the suite again on the compiled build (mypyc; needs a C compiler)"
 	@echo "make lint   ruff and mypy --strict"
 	@echo "make certs  development CA and certificates in certs/ (see certs/README.md)"
 	@echo "make conformance  Autobahn|Testsuite cases 1-10 over ws:// and wss:// (not in make test)"
@@ -32,9 +33,21 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The same suite against the compiled build (setup.py: the hot path compiled by mypyc), from
+# a wheel installed in its own virtualenv, so that nothing imports the sources by mistake.
+CVENV := $(VENV)-compiled
+test-compiled: $(STAMP)
+	rm -rf build/mypyc $(CVENV)/dist
+	HYPERCORN_COMPILE=1 $(PY) -m pip wheel --quiet --no-build-isolation --no-deps -w $(CVENV)/dist .
+	@test -x $(CVENV)/bin/python || $(PY) -m venv $(CVENV)
+	$(CVENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CVENV)/bin/python -m pip install --quiet "$$(ls $(CVENV)/dist/hypercorn-*.whl)[dev]"
+	$(CVENV)/bin/python -m pip install --quiet --force-reinstall --no-deps $(CVENV)/dist/hypercorn-*.whl
+	HYPERCORN_EXPECT_COMPILED=1 $(CVENV)/bin/python -m pytest $(PYTEST_ARGS)
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests app certs bench
-	$(VENV)/bin/ruff format --check src tests app certs bench
+	$(VENV)/bin/ruff check src tests app certs bench setup.py
+	$(VENV)/bin/ruff format --check src tests app certs bench setup.py
 	$(VENV)/bin/mypy
 
 certs: $(STAMP)
@@ -70,8 +83,8 @@ docs: $(STAMP)
 	$(PY) -m hypercorn.settings
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format src tests app certs bench
-	$(VENV)/bin/ruff check --fix src tests app certs bench
+	$(VENV)/bin/ruff format src tests app certs bench setup.py
+	$(VENV)/bin/ruff check --fix src tests app certs bench setup.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -5,13 +5,14 @@ keep-alive and Connection: close hello world (wrk -c64), 1 MiB download and 1 Mi
 as h2c and over TLS (h2load -c32 -m10; uvicorn has no HTTP/2). ``--long-run N``: RSS along N
 requests.
 
-    python bench/run.py [--duration 5] [--rounds 3] [--scenarios keep-alive,h2c,...]
+    python bench/run.py [--duration 5] [--rounds 3] [--scenarios keep-alive,h2c,...] [--pure]
 
 Each server runs one worker pinned to CPU 0 (`taskset`), the load runs pinned to CPU 1, on
 loopback; rounds are interleaved (A B C D, A B C D, ...) so drift hits every server alike;
 the table shows medians and each server's ratio to this one. Reference servers are installed
-in their own virtualenvs under bench/.venvs (never Hypercorn itself). Needs wrk, h2load and
-taskset.
+in their own virtualenvs under bench/.venvs (never Hypercorn itself). This server is measured
+as its compiled build, as the container image ships it (``--pure``: the pure-Python build; see
+setup.py); the table's header says which. Needs wrk, h2load, taskset and a C compiler.
 """
 
 from __future__ import annotations
@@ -36,10 +37,41 @@ VENVS = HERE / ".venvs"
 # uvloop and httptools, as in the container image), the references from PyPI.
 REFERENCES = {
     "hypercorn": ["-e", f"{ROOT}[fast]"],
+    "hypercorn-compiled": [f"{ROOT}[fast]"],  # (its dependencies; the wheel is our_python's)
     "uvicorn": ["uvicorn[standard]"],
     "granian": ["granian"],
 }
 PYTHON = sys.executable  # every server runs on this interpreter (--python)
+PURE = False  # --pure: this server's pure-Python build instead of the compiled one
+_ours: Path | None = None
+
+
+def our_python() -> Path:
+    """This checkout's server. By default the compiled build (setup.py, as the container
+    image ships it): a wheel built from the checkout on every run and installed in
+    bench/.venvs/hypercorn-compiled-X.Y. With ``--pure``, the editable pure-Python install."""
+    global _ours
+    if _ours is not None:
+        return _ours
+    pure = venv_python("hypercorn")
+    if PURE:
+        _ours = pure
+        return pure
+    # The build needs mypy (mypyc) and every import of the package, to type-check it.
+    build = ["mypy>=1.10", "setuptools>=68", "wheel", "-e", f"{ROOT}[fast,trio,reload]"]
+    subprocess.run([str(pure), "-m", "pip", "install", "-q", *build], check=True)
+    dist = VENVS / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    shutil.rmtree(ROOT / "build" / "mypyc", ignore_errors=True)
+    wheel = [str(pure), "-m", "pip", "wheel", "-q", "--no-build-isolation", "--no-deps"]
+    env = dict(os.environ, HYPERCORN_COMPILE="1")
+    subprocess.run([*wheel, "-w", str(dist), str(ROOT)], check=True, env=env)
+    (built,) = dist.glob("hypercorn-*.whl")
+    compiled = venv_python("hypercorn-compiled")
+    install = [str(compiled), "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps"]
+    subprocess.run([*install, str(built)], check=True)
+    _ours = compiled
+    return compiled
 
 
 def venv_python(name: str) -> Path:
@@ -65,7 +97,7 @@ def free_port() -> int:
 
 
 def commands(port: int, wsgi: bool = False) -> dict[str, list[str]]:
-    ours = venv_python("hypercorn")
+    ours = our_python()
     module = "hello_wsgi:app" if wsgi else "hello:app"
     apps = str(HERE / "apps")
     return {
@@ -351,19 +383,28 @@ def main() -> int:
         default=sys.executable,
         help="the interpreter every server runs on (default: this one)",
     )
+    parser.add_argument(
+        "--pure",
+        action="store_true",
+        help="measure this server's pure-Python build (default: the compiled build)",
+    )
     options = parser.parse_args()
-    global PYTHON
+    global PYTHON, PURE
     PYTHON = options.python
+    PURE = options.pure
     for tool in ("wrk", "taskset", "h2load"):
         if shutil.which(tool) is None:
             print(f"bench: {tool} is not installed", file=sys.stderr)
             return 1
     version = subprocess.run([PYTHON, "--version"], capture_output=True, text=True).stdout
+    ours = subprocess.run(
+        [str(our_python()), "-m", "hypercorn", "--version"], capture_output=True, text=True
+    ).stdout
     print(
         f"\n{options.rounds} interleaved rounds of {options.duration}s per server, one worker "
         f"on CPU 0, the load generator on CPU 1 ({time.strftime('%Y-%m-%d')}, "
-        f"{os.cpu_count()} CPUs, {version.strip()}). Rates are requests/s (messages/s for "
-        f"websocket); the ratio is hypercorn's rate over the server's.\n"
+        f"{os.cpu_count()} CPUs, {version.strip()}, {ours.strip()}). Rates are requests/s "
+        f"(messages/s for websocket); the ratio is hypercorn's rate over the server's.\n"
     )
     print(
         "| scenario | "

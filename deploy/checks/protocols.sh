@@ -88,6 +88,9 @@ else
   fail "extras: uvloop and httptools importable"
 fi
 
+version=$($CLI run --rm --network none "$IMAGE" hypercorn --version 2>&1)
+[[ $version == *"(compiled)"* ]] && pass "compiled build ($version)" || fail "compiled build" "got '$version'"
+
 # ---------------------------------------------------------------- TLS: h2 via ALPN, HTTP/3
 mkdir -p "$WORK/certs"
 if "$PY" - "$WORK/certs" <<'EOF'

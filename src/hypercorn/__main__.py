@@ -8,7 +8,7 @@ import typing
 from collections.abc import Sequence
 from typing import Any
 
-from .__about__ import __version__
+from .__about__ import __version__, compiled
 from .config import Config, field_extra
 from .settings import ConfigError, Layer, field_kind, load_config, render_toml
 
@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="probe the admin listener's /readyz (admin_bind) and exit 0 if "
         "ready, 1 if not: a container HEALTHCHECK without curl",
     )
-    parser.add_argument("--version", action="version", version=f"hypercorn {__version__}")
+    build = "compiled" if compiled() else "pure Python"
+    parser.add_argument("--version", action="version", version=f"hypercorn {__version__} ({build})")
     settings = parser.add_argument_group("settings")
     for name in cli_fields():
         field = Config.model_fields[name]

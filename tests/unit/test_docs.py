@@ -22,6 +22,7 @@ def test_readme_table_matches_the_config_model() -> None:
 
 def test_env_vars_in_appliance_files_exist() -> None:
     known = {f"HYPERCORN_{name.upper()}" for name in cli_fields()} | {"HYPERCORN_CONFIG"}
+    known.add("HYPERCORN_COMPILE")  # the build's switch (setup.py), not a setting
     for path in [
         ROOT / "Dockerfile",
         ROOT / "compose.yaml",

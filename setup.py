@@ -1,0 +1,47 @@
+"""The optional compiled build: ``HYPERCORN_COMPILE=1`` compiles the HTTP/1.1 hot path with
+mypyc (the compiler that ships with mypy) into C extensions; without it (the default) the
+package is pure Python. The sources are the same either way: mypyc compiles the type-checked
+modules as they are, and the test suite runs against both builds (``make test-compiled``).
+
+    python -m venv /tmp/build && /tmp/build/bin/pip install setuptools wheel "mypy>=1.10"
+    HYPERCORN_COMPILE=1 /tmp/build/bin/pip wheel --no-build-isolation --no-deps -w dist .
+
+Everything else (metadata, dependencies) is in pyproject.toml.
+"""
+
+from __future__ import annotations
+
+import os
+
+from setuptools import setup
+
+# The modules every HTTP/1.1 request passes through (see bench/README.md, "Compiled core").
+# A compiled class cannot have interpreted subclasses: their subclasses are listed too.
+COMPILED = [
+    "hypercorn/protocol/events.py",
+    "hypercorn/protocol/h1common.py",
+    "hypercorn/protocol/h1fast.py",
+    "hypercorn/protocol/h11.py",
+    "hypercorn/protocol/http_stream.py",
+    "hypercorn/protocol/connection.py",
+    "hypercorn/asyncio/tcp_server.py",
+]
+
+
+def ext_modules() -> list[object]:
+    if os.environ.get("HYPERCORN_COMPILE", "0") in ("", "0"):
+        return []
+    from mypyc.build import mypycify
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    return list(
+        mypycify(
+            [os.path.join("src", path) for path in COMPILED],
+            opt_level="3",
+            group_name="hypercorn",
+            target_dir=os.path.join(here, "build", "mypyc"),
+        )
+    )
+
+
+setup(ext_modules=ext_modules())
