@@ -27,7 +27,7 @@ COPY src/ src/
 RUN python3 -m venv /opt/venv \
  && if [ "$COMPILE" = 1 ]; then \
       python3 -m venv /opt/build \
-      && /opt/build/bin/pip install --no-cache-dir "mypy>=1.10" "setuptools>=68" wheel \
+      && /opt/build/bin/pip install --no-cache-dir "mypy>=1.10" "setuptools>=77" wheel \
       && /opt/build/bin/pip install --no-cache-dir -e ".[fast,trio,reload]" \
       && HYPERCORN_COMPILE=1 /opt/build/bin/pip wheel --no-cache-dir --no-build-isolation \
            --no-deps -w /tmp/dist . \

@@ -3,10 +3,12 @@ mypyc (the compiler that ships with mypy) into C extensions; without it (the def
 package is pure Python. The sources are the same either way: mypyc compiles the type-checked
 modules as they are, and the test suite runs against both builds (``make test-compiled``).
 
-    python -m venv /tmp/build && /tmp/build/bin/pip install setuptools wheel "mypy>=1.10"
+    python -m venv /tmp/build
+    /tmp/build/bin/pip install "mypy>=1.10" setuptools wheel -e ".[fast,trio,reload]"
     HYPERCORN_COMPILE=1 /tmp/build/bin/pip wheel --no-build-isolation --no-deps -w dist .
 
-Everything else (metadata, dependencies) is in pyproject.toml.
+(mypyc type-checks what it compiles: the build environment needs every import of the
+package.) Everything else (metadata, dependencies) is in pyproject.toml.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import os
 
 from setuptools import setup
 
-# The modules every HTTP/1.1 request passes through (see bench/README.md, "Compiled core").
+# The synchronous modules every HTTP/1.1 request passes through (bench/README.md, session 8).
 # A compiled class cannot have interpreted subclasses: their subclasses are listed too.
+# No coroutines here (tests/unit/test_compiled.py says why and checks it).
 COMPILED = [
     "hypercorn/protocol/events.py",
     "hypercorn/protocol/h1common.py",

@@ -58,7 +58,7 @@ def our_python() -> Path:
         _ours = pure
         return pure
     # The build needs mypy (mypyc) and every import of the package, to type-check it.
-    build = ["mypy>=1.10", "setuptools>=68", "wheel", "-e", f"{ROOT}[fast,trio,reload]"]
+    build = ["mypy>=1.10", "setuptools>=77", "wheel", "-e", f"{ROOT}[fast,trio,reload]"]
     subprocess.run([str(pure), "-m", "pip", "install", "-q", *build], check=True)
     dist = VENVS / "dist"
     shutil.rmtree(dist, ignore_errors=True)
