@@ -275,6 +275,11 @@ def test_same_answer_to_malformed_input(raw: bytes, cut: int | None) -> None:
     edits=[(0, b"")],
     cuts=[],
 )  # the client ends in the middle of a body, before any response: 400 on both paths
+@example(
+    batch=[(b"POST /0!HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: hunked\r\n\r\n", "POST")],
+    edits=[(0, b"")],
+    cuts=[],
+)  # no version (llhttp: HTTP/0.9) and an unknown coding: 400 on both paths, not 501
 def test_same_answer_to_mutated_input(
     batch: list[tuple[bytes, str]], edits: list[tuple[int, bytes]], cuts: list[int]
 ) -> None:

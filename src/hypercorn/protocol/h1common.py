@@ -89,6 +89,8 @@ def check_request(
     with the status to answer."""
     if method not in KNOWN_METHODS:
         raise ProtocolError("unrecognized method")
+    if http_version not in (b"1.1", b"1.0"):  # (llhttp reads a line without one as 0.9)
+        raise ProtocolError("unsupported HTTP version")  # before the headers' errors, as h11
     head_size = len(method) + len(target) + 12
     lengths = chunked = hosts = 0
     for name, value in headers:
@@ -109,8 +111,6 @@ def check_request(
         raise ProtocolError("duplicate Content-Length")
     if lengths and chunked:
         raise ProtocolError("both Content-Length and Transfer-Encoding present")
-    if http_version not in (b"1.1", b"1.0"):
-        raise ProtocolError("unsupported HTTP version")
     if not hosts and http_version == b"1.1":
         raise ProtocolError("missing Host header")
     if hosts > 1:
