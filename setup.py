@@ -2,13 +2,8 @@
 mypyc (the compiler that ships with mypy) into C extensions; without it (the default) the
 package is pure Python. The sources are the same either way: mypyc compiles the type-checked
 modules as they are, and the test suite runs against both builds (``make test-compiled``).
-
-    python -m venv /tmp/build
-    /tmp/build/bin/pip install "mypy>=1.10" setuptools wheel -e ".[fast,trio,reload]"
-    HYPERCORN_COMPILE=1 /tmp/build/bin/pip wheel --no-build-isolation --no-deps -w dist .
-
-(mypyc type-checks what it compiles: the build environment needs every import of the
-package.) Everything else (metadata, dependencies) is in pyproject.toml.
+How to build it (the build environment needs mypy and every import of the package): README,
+"The compiled build". Everything else (metadata, dependencies) is in pyproject.toml.
 """
 
 from __future__ import annotations
