@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 import hypercorn.config
 from hypercorn.config import Config
 from hypercorn.protocol import ConnectionInfo
+from hypercorn.protocol.connection import http11_adapter
 from hypercorn.protocol.h11 import H11Connection
 from hypercorn.protocol.http_stream import HTTPStream
 from tests.conftest import examples
@@ -462,6 +463,20 @@ def test_early_hints_sent_as_103_to_http11_clients_only() -> None:
         respond(stream)
         data = conn.data_to_send()
         assert data.startswith(b"HTTP/1.1 103 Early Hints\r\nlink: </s.css>; rel=preload") == expect
+
+
+@pytest.mark.parametrize("parser", ["h11", "httptools"])
+def test_an_early_hint_cannot_inject_header_lines(parser: str) -> None:
+    """Links are header values like any other: CR or LF in one is refused, not written."""
+    config = Config(http1_parser=parser)
+    info = ConnectionInfo(client=("127.0.0.1", 5000), server=("127.0.0.1", 8000))
+    conn = http11_adapter(config)(config, info, 0.0)
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", now=0.0)
+    [stream] = conn.pop_new_streams()
+    link = b"</s.css>; rel=preload\r\nx-injected: 1"
+    with pytest.raises(ValueError, match="Invalid header value"):
+        stream.app_send({"type": "http.response.early_hint", "links": [link]})
+    assert b"x-injected" not in conn.data_to_send()
 
 
 def test_root_path_is_prefixed_to_path() -> None:

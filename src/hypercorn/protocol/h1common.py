@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Optional, cast
+from typing import TYPE_CHECKING, ClassVar, Optional, cast
 
 from .errors import HeadersTooLarge, MethodNotAllowed, ProtocolError
 from .events import Event, Request, StreamClosed
@@ -221,6 +221,8 @@ class HTTP11Base:
     (or a WebSocket session after a 101), and the deadlines of the module docstring of
     :mod:`hypercorn.protocol.h11`. Subclasses parse and frame; they provide ``wants_read``,
     ``_awaiting_body`` (a request body is still arriving) and ``_send_error_and_close``."""
+
+    multiplexed: ClassVar[bool] = False  # one request at a time
 
     # Slots (in the subclasses too): the fast adapter has ~40 attributes, past the 30 that
     # let instances share one key table; as plain objects each connection would build a
