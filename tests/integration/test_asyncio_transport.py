@@ -6,13 +6,17 @@ import asyncio
 import sys
 from typing import Any
 
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
 import pytest
 
-from hypercorn.asyncio.tcp_server import TCPServer
+from hypercorn.asyncio.tcp_server import GATHER_LIMIT, TCPServer
 from hypercorn.asyncio.worker_context import EAGER_PATIENCE, EAGER_PROBE_EVERY, WorkerContext
 from hypercorn.config import Config
 from hypercorn.utils import wrap_app
-from tests.conftest import echo_app
+from tests.conftest import echo_app, hello_app
 
 
 class FakeTransport(asyncio.Transport):
@@ -20,6 +24,7 @@ class FakeTransport(asyncio.Transport):
         super().__init__()
         self.protocol = protocol
         self.written = bytearray()
+        self.writes = 0
         self.closed = False
         self.reading = True
 
@@ -28,6 +33,7 @@ class FakeTransport(asyncio.Transport):
 
     def write(self, data: Any) -> None:
         self.written += data
+        self.writes += 1
 
     def close(self) -> None:
         if not self.closed:
@@ -50,6 +56,33 @@ class FakeTransport(asyncio.Transport):
 async def settle() -> None:
     for _ in range(20):
         await asyncio.sleep(0)
+
+
+def streamer(chunk: bytes, count: int) -> Any:
+    """An application that sends ``count`` chunks without a real wait between them."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for _ in range(count):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    return app
+
+
+class PausingTransport(FakeTransport):
+    """Calls the protocol's pause_writing once ``pause_at`` bytes have been written."""
+
+    def __init__(self, protocol: asyncio.Protocol, pause_at: int) -> None:
+        super().__init__(protocol)
+        self.pause_at = pause_at
+        self.paused = False
+
+    def write(self, data: Any) -> None:
+        super().write(data)
+        if len(self.written) >= self.pause_at and not self.paused:
+            self.paused = True
+            self.protocol.pause_writing()
 
 
 def test_request_response_and_backpressure_on_a_fake_transport() -> None:
@@ -104,26 +137,12 @@ def test_a_paused_transport_holds_an_application_that_sends_without_waiting() ->
     transport's pause_writing stops it: memory stays bounded by the transport's buffer,
     not by what the application would send."""
     chunk = b"x" * 65536
-
-    async def streamer(scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        for _ in range(1000):  # 64 MiB if nothing held it
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
-
-    class PausingTransport(FakeTransport):
-        paused = False
-
-        def write(self, data: Any) -> None:
-            super().write(data)
-            if len(self.written) >= 4 * len(chunk) and not self.paused:
-                self.paused = True
-                self.protocol.pause_writing()
+    app = streamer(chunk, 1000)  # 64 MiB if nothing held it
 
     async def main() -> None:
         config = Config()
-        protocol = TCPServer(wrap_app(streamer, 1024), config, WorkerContext(config))
-        transport = PausingTransport(protocol)
+        protocol = TCPServer(wrap_app(app, 1024), config, WorkerContext(config))
+        transport = PausingTransport(protocol, pause_at=4 * len(chunk))
         protocol.connection_made(transport)
         protocol.data_received(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
         await settle()
@@ -154,3 +173,73 @@ def test_eager_starts_follow_what_the_application_does() -> None:
     assert decisions.count(True) == 3 and decisions[EAGER_PROBE_EVERY - 1]
     context.eager_finished(True)  # a probe that finished
     assert all(context.eager_due() for _ in range(EAGER_PATIENCE))
+
+
+def h2_client(window: int = 65535) -> h2.connection.H2Connection:
+    client = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=True, header_encoding=None)
+    )
+    client.initiate_connection()
+    if window > 65535:
+        client.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
+        client.increment_flow_control_window(window - 65535)
+    return client
+
+
+def h2_get(client: h2.connection.H2Connection) -> int:
+    stream_id = client.get_next_available_stream_id()
+    headers = [(b":method", b"GET"), (b":path", b"/"), (b":scheme", b"http"), (b":authority", b"a")]
+    client.send_headers(stream_id, headers, end_stream=True)
+    return stream_id
+
+
+def test_http2_responses_to_one_read_leave_in_one_write() -> None:
+    """Ten requests in one read are answered in one write, not ten: a multiplexed
+    connection's output is gathered until the end of the event loop's turn."""
+
+    async def main() -> None:
+        config = Config()
+        protocol = TCPServer(wrap_app(hello_app, 1024), config, WorkerContext(config))
+        transport = FakeTransport(protocol)
+        protocol.connection_made(transport)
+        client = h2_client()
+        protocol.data_received(client.data_to_send())
+        await settle()
+        client.receive_data(bytes(transport.written))  # the server's SETTINGS
+        transport.written.clear()
+        transport.writes = 0
+        streams = [h2_get(client) for _ in range(10)]
+        protocol.data_received(client.data_to_send())
+        await settle()
+        events = client.receive_data(bytes(transport.written))
+        ended = [e.stream_id for e in events if isinstance(e, h2.events.StreamEnded)]
+        assert sorted(ended) == streams
+        assert transport.writes == 1
+        transport.close()
+        await settle()
+
+    asyncio.run(main())
+
+
+def test_http2_gathered_output_still_meets_back_pressure() -> None:
+    """Gathering does not hide the transport from an application that streams without
+    waiting: past GATHER_LIMIT the output is written at once, so pause_writing holds it."""
+    app = streamer(b"x" * 16384, 4000)  # 64 MiB if nothing held it
+
+    async def main() -> None:
+        config = Config()
+        protocol = TCPServer(wrap_app(app, 1024), config, WorkerContext(config))
+        transport = PausingTransport(protocol, pause_at=4 * GATHER_LIMIT)
+        protocol.connection_made(transport)
+        client = h2_client(window=2**31 - 1)  # flow control would not stop it
+        h2_get(client)
+        protocol.data_received(client.data_to_send())
+        await settle()
+        held = len(transport.written)
+        assert 4 * GATHER_LIMIT <= held < 6 * GATHER_LIMIT  # the application waits in send()
+        await settle()
+        assert len(transport.written) == held
+        transport.close()
+        await settle()
+
+    asyncio.run(main())

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 
 LINGER_TIMEOUT = 2.0  # seconds to wait for the client's FIN after ours
+# Output of a multiplexed (HTTP/2) connection is gathered into one write per turn of the
+# event loop, but written at once when this much is waiting (see _queue).
+GATHER_LIMIT = 65536
 
 
 def transport_info(
@@ -67,6 +70,8 @@ class TCPServer(AppRunner, asyncio.Protocol):
         self._lingering = False  # our side is done; waiting for the client's FIN
         self._peer_eof = False
         self._vectored = False  # write with writelines (see _write)
+        self._gathered: list[bytes] = []  # output waiting for the end of this turn (_queue)
+        self._gathered_size = 0
 
     # ---------------------------------------------------------------- asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -182,11 +187,12 @@ class TCPServer(AppRunner, asyncio.Protocol):
         core = self.core.inner  # runs several times a request: skip the delegating layer
         if self._starting:
             # An application running eagerly, from the flush below that started it, which
-            # does the rest after it. Its output is written now all the same: a write is what
-            # can pause it (pause_writing) when the client reads slower than it sends.
+            # does the rest after it. Its output is written now all the same (or gathered, up
+            # to GATHER_LIMIT): a write is what can pause it (pause_writing) when the client
+            # reads slower than it sends.
             chunks = core.chunks_to_send()
             if chunks:
-                self._write(transport, chunks)
+                self._output(transport, chunks, core.multiplexed)
             return
         streams = core.pop_new_streams()
         while streams:  # (an answered request can let the next pipelined one in)
@@ -196,7 +202,7 @@ class TCPServer(AppRunner, asyncio.Protocol):
             streams = core.pop_new_streams()
         chunks = core.chunks_to_send()
         if chunks:
-            self._write(transport, chunks)
+            self._output(transport, chunks, core.multiplexed)
         streams = core.pop_streams_to_cancel()
         if streams:
             for stream in streams:
@@ -204,6 +210,8 @@ class TCPServer(AppRunner, asyncio.Protocol):
                 if task is not None:
                     task.cancel()
         if core.closed:
+            if self._gathered:
+                self._write_gathered()
             self._closing = True
             if self._timer is not None:
                 self._timer.cancel()
@@ -237,6 +245,34 @@ class TCPServer(AppRunner, asyncio.Protocol):
             transport.writelines(chunks)
         else:
             transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+    def _output(self, transport: asyncio.Transport, chunks: Sequence[bytes], gather: bool) -> None:
+        """The core's output: gathered on a multiplexed connection (_queue), else written."""
+        if gather:
+            self._queue(chunks)
+        else:
+            self._write(transport, chunks)
+
+    def _queue(self, chunks: Sequence[bytes]) -> None:
+        """Gather a multiplexed connection's output to write it once, after every stream the
+        last read started (and every stream woken in this turn) has answered: ten responses
+        in one write instead of ten, which on HTTP/2 under load is most of the system calls.
+        Written at once past GATHER_LIMIT, so an application sending a large body still
+        meets the transport's back-pressure (pause_writing) as it goes."""
+        if not self._gathered:
+            self.loop.call_soon(self._write_gathered)
+        self._gathered += chunks
+        for chunk in chunks:
+            self._gathered_size += len(chunk)
+        if self._gathered_size >= GATHER_LIMIT:
+            self._write_gathered()
+
+    def _write_gathered(self) -> None:
+        chunks, self._gathered = self._gathered, []
+        self._gathered_size = 0
+        transport = self.transport
+        if chunks and transport is not None and not self._closing:
+            self._write(transport, chunks)
 
     def _close_lingering(self, transport: asyncio.Transport) -> None:
         """Close without destroying the last bytes: closing a socket with unread input makes

@@ -79,6 +79,11 @@ class ProtocolConnection(Protocol):
         """True when no request (or WebSocket session) is in progress."""
 
     @property
+    def multiplexed(self) -> bool:
+        """True when several streams share the connection (HTTP/2): their output is best
+        gathered into one write per turn of the event loop rather than one per response."""
+
+    @property
     def client_done(self) -> bool:
         """True when the client has said it sends nothing more (HTTP/1.1 ``Connection:
         close``, HTTP/1.0) and nothing followed: the backend may close the socket at once

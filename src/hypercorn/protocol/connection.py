@@ -135,5 +135,9 @@ class HTTPConnection:
         return self.inner.idle
 
     @property
+    def multiplexed(self) -> bool:
+        return self.inner.multiplexed
+
+    @property
     def client_done(self) -> bool:
         return self.inner.client_done

@@ -84,6 +84,7 @@ class H2Connection:
     # HTTP/2 has no "this is my last request": a GOAWAY may cross the client's next frames,
     # so the driver always lingers when it closes (see ProtocolConnection.client_done).
     client_done = False
+    multiplexed = True  # (see ProtocolConnection.multiplexed)
 
     def __init__(
         self,
