@@ -233,6 +233,51 @@ def test_trailers_and_early_hints() -> None:
     assert trailers.headers == [(b"grpc-status", b"0")]
 
 
+FORBIDDEN_ON_H2 = [
+    (b"connection", b"close"),
+    (b"keep-alive", b"timeout=5"),
+    (b"proxy-connection", b"x"),
+    (b"te", b"gzip"),
+    (b"transfer-encoding", b"chunked"),
+    (b"upgrade", b"x"),
+]
+
+
+def test_every_block_is_well_formed_whatever_the_application_sends() -> None:
+    """The server leaves h2's outbound header checks off (ours run when the application
+    sends): the client's h2, whose inbound checks are on, accepts every block (interim,
+    response, trailers, push promise) although the application put connection-specific
+    fields, upper case names and padded values in each, and gets them without."""
+    pair = Pair()
+    pair.request()
+    [stream] = pair.streams()
+    awkward = [*FORBIDDEN_ON_H2, (b"X-Padded", b"  v \t")]
+    stream.app_send({"type": "http.response.push", "path": "/p", "headers": awkward})
+    stream.app_send(
+        {"type": "http.response.start", "status": 200, "headers": awkward, "trailers": True}
+    )
+    stream.app_send({"type": "http.response.body", "body": b"data"})
+    stream.app_send({"type": "http.response.trailers", "headers": awkward})
+    events = pair.exchange()
+    [promise] = of_type(events, h2.events.PushedStreamReceived)
+    [response] = of_type(events, h2.events.ResponseReceived)
+    [trailers] = of_type(events, h2.events.TrailersReceived)
+    for block in (promise.headers, response.headers, trailers.headers):
+        names = {name for name, _ in block}
+        assert not names & {name for name, _ in FORBIDDEN_ON_H2}
+        assert (b"x-padded", b"v") in block
+    assert not of_type(events, h2.events.StreamReset) and not pair.server.closed
+
+
+@pytest.mark.parametrize("path", ["", "style.css", "/a b", "/a\r\nb"])
+def test_a_push_to_an_invalid_path_is_refused(path: str) -> None:
+    pair = Pair()
+    pair.request()
+    [stream] = pair.streams()
+    with pytest.raises(ValueError, match="Invalid path"):
+        stream.app_send({"type": "http.response.push", "path": path, "headers": []})
+
+
 def test_server_push_when_client_allows_it() -> None:
     pair = Pair()
     pair.request()

@@ -35,7 +35,6 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
-from ..utils import filter_pseudo_headers
 from .events import (
     Body,
     Data,
@@ -49,6 +48,7 @@ from .events import (
     StreamClosed,
     Trailers,
 )
+from .hpack_encoder import HeaderEncoder
 from .http_stream import HTTPStream, request_from_fields
 from .selection import H2_PREFACE
 from .ws_stream import AnyStream, WSStream
@@ -59,10 +59,18 @@ if TYPE_CHECKING:
 
 RESET_BUDGET = 200
 RESET_WINDOW = 10.0
-# Response headers that are connection-specific in HTTP/1.1 and forbidden in HTTP/2.
+# Response headers that are connection-specific in HTTP/1.1 and forbidden in HTTP/2
+# (RFC 9113 section 8.2.2; TE, allowed in requests only, means nothing in a response).
 CONNECTION_HEADERS = frozenset(
-    (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
+    (b"connection", b"keep-alive", b"proxy-connection", b"te", b"transfer-encoding", b"upgrade")
 )
+
+
+def _fields(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Validated header fields (build_and_validate_headers) without the ones HTTP/2 forbids."""
+    return [(name, value) for name, value in headers if name not in CONNECTION_HEADERS]
+
+
 _H2_SETTINGS = h2.settings.SettingCodes
 PREFACE = H2_PREFACE
 
@@ -101,7 +109,17 @@ class H2Connection:
         self.closed = False
         self._now = now
         self._h2 = h2.connection.H2Connection(
-            config=h2.config.H2Configuration(client_side=False, header_encoding=None)
+            # h2 checks (and rewrites) outbound headers on every block; ours need neither:
+            # names and values are validated by build_and_validate_headers when the
+            # application sends them (lower case tokens, no pseudo-headers, no CR LF NUL,
+            # no surrounding whitespace), the pseudo-headers are ours, and _fields drops
+            # what HTTP/2 forbids. (Inbound validation stays on.)
+            config=h2.config.H2Configuration(
+                client_side=False,
+                header_encoding=None,
+                validate_outbound_headers=False,
+                normalize_outbound_headers=False,
+            )
         )
         self._h2.local_settings = h2.settings.Settings(
             client=False,
@@ -116,6 +134,9 @@ class H2Connection:
         # set them so the configured limits really apply.
         self._h2.max_inbound_frame_size = config.h2_max_inbound_frame_size
         self._h2.decoder.max_header_list_size = config.h2_max_header_list_size
+        # Response headers are encoded without the dynamic table, each field once per
+        # process (see hpack_encoder); h2 calls only encode() and sets header_table_size.
+        self._h2.encoder = HeaderEncoder()  # type: ignore[assignment]
         self._streams: dict[int, AnyStream] = {}
         self._outboxes: dict[int, _Outbox] = {}
         self._new_streams: list[AnyStream] = []
@@ -332,9 +353,7 @@ class H2Connection:
         stream_id = event.stream_id
         if isinstance(event, Response):
             headers = [(b":status", str(event.status_code).encode("ascii"))]
-            headers += [
-                (name, value) for name, value in event.headers if name not in CONNECTION_HEADERS
-            ]
+            headers += _fields(event.headers)
             self._h2.send_headers(stream_id, headers)
             if event.body or event.end:  # a response in one piece
                 outbox = self._outbox(stream_id)
@@ -349,11 +368,12 @@ class H2Connection:
             self._flush_outbox(stream_id)
         elif isinstance(event, Trailers):
             outbox = self._outbox(stream_id)
-            outbox.trailers = event.headers
+            outbox.trailers = _fields(event.headers)
             outbox.end = True
             self._flush_outbox(stream_id)
         elif isinstance(event, InformationalResponse):
-            headers = [(b":status", str(event.status_code).encode("ascii")), *event.headers]
+            headers = [(b":status", str(event.status_code).encode("ascii"))]
+            headers += _fields(event.headers)
             self._h2.send_headers(stream_id, headers)
         elif isinstance(event, ServerPush):
             self._push(event)
@@ -440,13 +460,13 @@ class H2Connection:
             (b":path", event.path),
             (b":authority", authority),
             (b":scheme", scheme),
-            *filter_pseudo_headers(event.headers),
+            *_fields(event.headers),
         ]
         try:
             self._h2.push_stream(event.stream_id, promised, request_headers)
         except h2.exceptions.ProtocolError:
             return  # e.g. the client refused more streams
-        headers = [(b"host", authority), *filter_pseudo_headers(event.headers)]
+        headers = [(b"host", authority), *_fields(event.headers)]
         self._start_stream(promised, Request(promised, headers, "2", "GET", event.path), ended=True)
 
     def _close(self, code: h2.errors.ErrorCodes) -> None:

@@ -16,6 +16,7 @@ the backend's waiting ``receive()`` through ``on_wake``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum, auto
@@ -52,6 +53,7 @@ ASGI_VERSIONS: ASGIVersions = {"spec_version": "2.4", "version": "3.0"}
 _DISCONNECT = {"type": "http.disconnect"}
 _DEFAULT_NAMES = frozenset((b"date", b"server", b"alt-svc"))  # Config.response_headers
 _PROTOCOL_NAMES = {"1.0": "h11", "1.1": "h11", "2": "h2", "3": "h3"}
+_PUSH_PATH = re.compile(rb"/[!-~]*")
 
 
 class StreamState(Enum):
@@ -471,7 +473,8 @@ class HTTPStream:
 
     def _early_hint(self, message: dict[str, Any]) -> None:
         links = message.get("links", ())
-        headers = [(b"link", bytes(link)) for link in links]
+        # (validated like any header: a CR or LF in a link would start a new header line)
+        headers = build_and_validate_headers([(b"link", link) for link in links])
         if headers:
             self.emit(InformationalResponse(self.stream_id, 103, headers))
 
@@ -479,7 +482,10 @@ class HTTPStream:
         """Ask the adapter to push; adapters that cannot (HTTP/1.1) ignore it, as the
         extension is only offered where pushing is possible."""
         headers = build_and_validate_headers(message.get("headers", ()))
-        self.emit(ServerPush(self.stream_id, message["path"].encode("utf-8"), headers))
+        path = message["path"].encode("utf-8")
+        if _PUSH_PATH.fullmatch(path) is None:  # an absolute path, visible ASCII
+            raise ValueError(f"Invalid path {message['path']!r} in http.response.push")
+        self.emit(ServerPush(self.stream_id, path, headers))
 
 
 # Each returns None, or False when it emitted nothing (see ``app_send``).
