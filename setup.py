@@ -22,6 +22,8 @@ COMPILED = [
     "hypercorn/protocol/h11.py",
     "hypercorn/protocol/http_stream.py",
     "hypercorn/protocol/connection.py",
+    "hypercorn/protocol/hpack_encoder.py",
+    "hypercorn/protocol/h2.py",
     "hypercorn/asyncio/tcp_server.py",
 ]
 
