@@ -74,14 +74,25 @@ def our_python() -> Path:
     return compiled
 
 
+def python_version() -> str:
+    """``X.Y`` of the chosen interpreter; exits with a clear message when it cannot run."""
+    try:
+        probe = subprocess.run(
+            [PYTHON, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+        )
+    except OSError as error:
+        sys.exit(f"bench: --python {PYTHON}: cannot run it ({error})")
+    if probe.returncode != 0:  # e.g. a pyenv shim with no version selected
+        problem = probe.stderr.strip().splitlines()[:1] or [f"exit status {probe.returncode}"]
+        sys.exit(f"bench: --python {PYTHON}: cannot run it ({problem[0]}); give its full path")
+    return probe.stdout.strip()
+
+
 def venv_python(name: str) -> Path:
     """A virtualenv with the server ``name`` on the chosen interpreter (created once)."""
-    version = subprocess.run(
-        [PYTHON, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    version = python_version()
     path = VENVS / f"{name}-{version}"
     python = path / "bin" / "python"
     if not python.exists():
@@ -396,6 +407,7 @@ def main() -> int:
         if shutil.which(tool) is None:
             print(f"bench: {tool} is not installed", file=sys.stderr)
             return 1
+    python_version()  # (fails early, with the reason, if the interpreter cannot run)
     version = subprocess.run([PYTHON, "--version"], capture_output=True, text=True).stdout
     ours = subprocess.run(
         [str(our_python()), "-m", "hypercorn", "--version"], capture_output=True, text=True
