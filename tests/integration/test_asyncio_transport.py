@@ -15,6 +15,7 @@ import pytest
 from hypercorn.asyncio.tcp_server import GATHER_LIMIT, TCPServer
 from hypercorn.asyncio.worker_context import EAGER_PATIENCE, EAGER_PROBE_EVERY, WorkerContext
 from hypercorn.config import Config
+from hypercorn.protocol.h2 import FRAMES_PER_TURN
 from hypercorn.utils import wrap_app
 from tests.conftest import echo_app, hello_app
 
@@ -239,6 +240,56 @@ def test_http2_gathered_output_still_meets_back_pressure() -> None:
         assert 4 * GATHER_LIMIT <= held < 6 * GATHER_LIMIT  # the application waits in send()
         await settle()
         assert len(transport.written) == held
+        transport.close()
+        await settle()
+
+    asyncio.run(main())
+
+
+def test_http2_a_read_of_many_frames_yields_to_other_connections() -> None:
+    """A read holding thousands of small frames is processed FRAMES_PER_TURN frames per
+    turn of the event loop, reading paused meanwhile; the rest waits while the transport's
+    writes are paused (a client that does not read its answers is not read either)."""
+
+    async def main() -> None:
+        config = Config()
+        protocol = TCPServer(wrap_app(hello_app, 1024), config, WorkerContext(config))
+        transport = FakeTransport(protocol)
+        protocol.connection_made(transport)
+        client = h2_client()
+        protocol.data_received(client.data_to_send())
+        await settle()
+        client.receive_data(bytes(transport.written))
+        protocol.data_received(client.data_to_send())  # (its SETTINGS ACK)
+        await settle()
+        transport.written.clear()
+
+        def acks() -> int:
+            events = client.receive_data(bytes(transport.written))
+            transport.written.clear()
+            return len([e for e in events if isinstance(e, h2.events.PingAckReceived)])
+
+        pings = 8 * FRAMES_PER_TURN
+        for number in range(pings):
+            client.ping(number.to_bytes(8, "big"))
+        protocol.data_received(client.data_to_send())
+        assert not transport.reading
+        await asyncio.sleep(0)  # one turn: the gathered answers are written
+        answered = acks()
+        assert answered == FRAMES_PER_TURN
+        await asyncio.sleep(0)
+        answered += acks()
+        assert answered == 2 * FRAMES_PER_TURN  # one turn's worth more
+        protocol.pause_writing()
+        await settle()
+        answered += acks()  # what was processed before the pause is still written
+        assert answered <= 3 * FRAMES_PER_TURN and not transport.reading
+        await settle()
+        assert acks() == 0
+        protocol.resume_writing()
+        await settle()
+        answered += acks()
+        assert answered == pings and transport.reading
         transport.close()
         await settle()
 

@@ -10,11 +10,13 @@ import h2.errors
 import h2.events
 import h2.settings
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hypercorn.config import Config
 from hypercorn.protocol import ConnectionInfo
 from hypercorn.protocol.connection import HTTPConnection
-from hypercorn.protocol.h2 import PREFACE, RESET_BUDGET
+from hypercorn.protocol.h2 import FRAMES_PER_TURN, PREFACE, RESET_BUDGET, FrameCounter
 from hypercorn.protocol.http_stream import HTTPStream
 
 
@@ -403,3 +405,93 @@ def test_header_list_larger_than_configured_is_refused() -> None:
     pair.exchange()
     assert pair.streams() == []  # never reaches an application
     assert of_type(pair.events, (h2.events.ConnectionTerminated, h2.events.StreamReset))
+
+
+def test_a_read_of_many_frames_is_processed_a_turn_at_a_time() -> None:
+    """Thousands of PINGs in one read (each a few microseconds of h2's time) are answered
+    FRAMES_PER_TURN at a time: the rest waits, unread input held back, for process_backlog;
+    a request behind them is served in order once they are."""
+    pair = Pair()
+    pings = 10 * FRAMES_PER_TURN + 7
+    for number in range(pings):
+        pair.client.ping(number.to_bytes(8, "big"))
+    stream_id = pair.client.get_next_available_stream_id()
+    pair.client.send_headers(
+        stream_id,
+        [(b":method", b"GET"), (b":path", b"/"), (b":scheme", b"http"), (b":authority", b"a")],
+        end_stream=True,
+    )
+    pair.server.receive_data(pair.client.data_to_send(), 1.0)
+    acks = of_type(pair.client.receive_data(pair.server.data_to_send()), h2.events.PingAckReceived)
+    assert len(acks) == FRAMES_PER_TURN
+    assert pair.server.backlogged and not pair.server.wants_read
+    turns = 1
+    while pair.server.backlogged:
+        assert pair.streams() == []  # the request is behind the pings
+        pair.server.process_backlog(1.0)
+        events = pair.client.receive_data(pair.server.data_to_send())
+        acks += of_type(events, h2.events.PingAckReceived)
+        turns += 1
+    assert [int.from_bytes(ack.ping_data, "big") for ack in acks] == list(range(pings))
+    assert turns == pings // FRAMES_PER_TURN + 1
+    assert pair.server.wants_read
+    [stream] = pair.streams()
+    assert stream.stream_id == stream_id
+
+
+def test_a_backlog_is_dropped_with_the_connection() -> None:
+    pair = Pair()
+    for number in range(2 * FRAMES_PER_TURN):
+        pair.client.ping(number.to_bytes(8, "big"))
+    pair.server.receive_data(pair.client.data_to_send(), 1.0)
+    assert pair.server.backlogged
+    pair.server.connection_lost()
+    assert not pair.server.backlogged
+    pair.server.process_backlog(1.0)  # nothing to do, and no error
+    assert pair.server.closed
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 40), max_size=120),
+    cuts=st.lists(st.integers(1, 60), min_size=1, max_size=40),
+    budget=st.integers(1, 8),
+)
+def test_frame_counter_splits_at_frame_boundaries(
+    lengths: list[int], cuts: list[int], budget: int
+) -> None:
+    """Frames of any length, read in pieces cut anywhere (in the preface, in a frame
+    header), are handed on in order and whole, at most ``budget`` of them a turn; a turn
+    ends early only where the next frame begins, after exactly ``budget`` frames."""
+    stream = bytearray(PREFACE)
+    starts = []
+    for length in lengths:
+        starts.append(len(stream))
+        stream += length.to_bytes(3, "big") + bytes(6) + b"p" * length
+    reads = []
+    position = 0
+    for cut in cuts * (len(stream) // max(sum(cuts), 1) + 1):
+        if position >= len(stream):
+            break
+        reads.append(bytes(stream[position : position + cut]))
+        position += cut
+    if position < len(stream):
+        reads.append(bytes(stream[position:]))
+    counter = FrameCounter()
+    handed = bytearray()
+    backlog = b""
+    for read in reads:
+        data = backlog + read
+        while True:
+            end = counter.turn_end(data, budget)
+            begin = len(handed)
+            handed += data[:end]
+            # frames whose header completes in this turn
+            frames = [s for s in starts if begin < s + 9 <= len(handed)]
+            assert len(frames) <= budget
+            if end == len(data):
+                backlog = b""
+                break
+            assert len(handed) in starts and len(frames) == budget
+            data = data[end:]
+    assert handed == stream

@@ -72,6 +72,7 @@ class TCPServer(AppRunner, asyncio.Protocol):
         self._vectored = False  # write with writelines (see _write)
         self._gathered: list[bytes] = []  # output waiting for the end of this turn (_queue)
         self._gathered_size = 0
+        self._backlog_due = False  # a call of _on_backlog is scheduled
 
     # ---------------------------------------------------------------- asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -122,6 +123,17 @@ class TCPServer(AppRunner, asyncio.Protocol):
             return False
         self._flush()
         return True  # keep the transport open to finish a response; _flush closes it
+
+    def _on_backlog(self) -> None:
+        self._backlog_due = False
+        if self._closing or self._write_paused:  # (resume_writing's _flush comes back here)
+            return
+        try:
+            self.core.process_backlog(self.loop.time())
+        except Exception:
+            self._internal_error()
+            return
+        self._flush()
 
     def _internal_error(self) -> None:
         """A bug in the protocol handling: end this connection only, and say so."""
@@ -222,9 +234,13 @@ class TCPServer(AppRunner, asyncio.Protocol):
             if not self._reading:
                 self._reading = True
                 transport.resume_reading()
-        elif self._reading:
-            self._reading = False
-            transport.pause_reading()
+        else:
+            if self._reading:
+                self._reading = False
+                transport.pause_reading()
+            if core.backlogged and not self._write_paused and not self._backlog_due:
+                self._backlog_due = True  # the rest of the read, on the next turn
+                self.loop.call_soon(self._on_backlog)
         # One timer at the earliest deadline, moved only when a deadline comes sooner: with
         # keep-alive the deadline moves later on every request, and rescheduling each time
         # costs more than an early wake-up (which re-arms at the real deadline).

@@ -46,6 +46,17 @@ class ProtocolConnection(Protocol):
     def connection_lost(self) -> None:
         """The transport is gone: every stream is disconnected."""
 
+    @property
+    def backlogged(self) -> bool:
+        """True when part of what was read is held back for the next turn of the event loop,
+        so that one connection's burst of small frames does not keep every other connection
+        waiting (``wants_read`` is False meanwhile). The backend then calls
+        :meth:`process_backlog` on a later turn, unless its writes are paused: a client that
+        does not read its answers is not read for either."""
+
+    def process_backlog(self, now: float) -> None:
+        """Process the next turn's worth of what :attr:`backlogged` held back."""
+
     def data_to_send(self) -> bytes:
         """Take the bytes to write to the peer."""
 

@@ -105,6 +105,13 @@ class HTTPConnection:
     def connection_lost(self) -> None:
         self.inner.connection_lost()
 
+    @property
+    def backlogged(self) -> bool:
+        return self.inner.backlogged
+
+    def process_backlog(self, now: float) -> None:
+        self.inner.process_backlog(now)
+
     def data_to_send(self) -> bytes:
         return self.inner.data_to_send()
 

@@ -223,6 +223,7 @@ class HTTP11Base:
     ``_awaiting_body`` (a request body is still arriving) and ``_send_error_and_close``."""
 
     multiplexed: ClassVar[bool] = False  # one request at a time
+    backlogged: ClassVar[bool] = False  # (what is read is parsed one request at a time)
 
     # Slots (in the subclasses too): the fast adapter has ~40 attributes, past the 30 that
     # let instances share one key table; as plain objects each connection would build a
@@ -288,6 +289,9 @@ class HTTP11Base:
             self._websocket.handle(StreamClosed(self._websocket.stream_id))
         elif self._stream is not None:
             self._stream.handle(StreamClosed(self._stream.stream_id))
+
+    def process_backlog(self, now: float) -> None:
+        pass  # never backlogged
 
     def data_to_send(self) -> bytes:
         return b"".join(self.chunks_to_send())

@@ -73,6 +73,53 @@ def _fields(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]
 
 _H2_SETTINGS = h2.settings.SettingCodes
 PREFACE = H2_PREFACE
+# At most this many frames are handed to h2 per call of receive_data (or process_backlog);
+# the rest of a read waits for the driver's next turn of the event loop. A read can hold
+# 29,000 empty SETTINGS frames (256 KiB), a second of h2's time in which every other
+# connection of the worker would wait; 256 frames are a few milliseconds. Requests, and
+# DATA frames of any useful size, come far fewer to a read, so they are not held back.
+FRAMES_PER_TURN = 256
+FRAME_HEADER_SIZE = 9  # RFC 9113 section 4.1: 24-bit length, type, flags, stream id
+
+
+class FrameCounter:
+    """Follows the frame boundaries of the bytes a client sends (RFC 9113 section 4.1) to say
+    where a turn's worth of frames ends. It only splits the input: h2 parses it, and takes
+    the pieces in order, so a miscount could cost fairness but never data."""
+
+    __slots__ = ("_head", "_skip")
+
+    def __init__(self, skip: int = len(PREFACE)) -> None:
+        self._skip = skip  # bytes before the next frame header (at first, the client preface)
+        self._head = b""  # the start of a frame header split across reads
+
+    def turn_end(self, data: bytes, budget: int) -> int:
+        """The index in ``data`` where the frame after the first ``budget`` ones (counting a
+        frame whose header completes in ``data``) begins, or ``len(data)``. Call again with
+        what follows that index: a split is always at a frame boundary."""
+        size = len(data)
+        frames = 0
+        pos = self._skip
+        if self._head:
+            missing = FRAME_HEADER_SIZE - len(self._head)
+            if size < missing:
+                self._head += data
+                return size
+            pos = missing + int.from_bytes((self._head + data[:missing])[:3], "big")
+            self._head = b""
+            frames = 1
+        while pos < size:
+            if frames >= budget:
+                self._skip = 0
+                return pos
+            if size - pos < FRAME_HEADER_SIZE:
+                self._head = data[pos:]
+                self._skip = 0
+                return size
+            frames += 1
+            pos += FRAME_HEADER_SIZE + int.from_bytes(data[pos : pos + 3], "big")
+        self._skip = pos - size
+        return size
 
 
 class _Outbox:
@@ -137,6 +184,8 @@ class H2Connection:
         # Response headers are encoded without the dynamic table, each field once per
         # process (see hpack_encoder); h2 calls only encode() and sets header_table_size.
         self._h2.encoder = HeaderEncoder()  # type: ignore[assignment]
+        self._frames = FrameCounter()
+        self._backlog = b""  # read, but left for the next turn (FRAMES_PER_TURN)
         self._streams: dict[int, AnyStream] = {}
         self._outboxes: dict[int, _Outbox] = {}
         self._new_streams: list[AnyStream] = []
@@ -162,6 +211,27 @@ class H2Connection:
         if not data:
             self.connection_lost()
             return
+        if self._backlog:  # (drivers do not read while there is one; kept in order if they do)
+            data = self._backlog + data
+            self._backlog = b""
+        self._receive(data)
+
+    def process_backlog(self, now: float) -> None:
+        if self.closed or not self._backlog:
+            return
+        self._now = now
+        data, self._backlog = self._backlog, b""
+        self._receive(data)
+
+    @property
+    def backlogged(self) -> bool:
+        return bool(self._backlog) and not self.closed
+
+    def _receive(self, data: bytes) -> None:
+        end = self._frames.turn_end(data, FRAMES_PER_TURN)
+        if end < len(data):
+            self._backlog = data[end:]
+            data = data[:end]
         try:
             events = self._h2.receive_data(data)
         except h2.exceptions.ProtocolError:
@@ -178,6 +248,7 @@ class H2Connection:
 
     def connection_lost(self) -> None:
         self.closed = True
+        self._backlog = b""
         for stream in list(self._streams.values()):
             stream.handle(StreamClosed(stream.stream_id))
         self._streams.clear()
@@ -209,7 +280,8 @@ class H2Connection:
 
     @property
     def wants_read(self) -> bool:
-        return not self.closed  # h2's flow control bounds what a client may send
+        # h2's flow control bounds what a client may send; a backlog is processed first.
+        return not self.closed and not self._backlog
 
     @property
     def idle(self) -> bool:

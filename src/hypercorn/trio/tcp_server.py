@@ -173,6 +173,11 @@ class TCPServer(AppRunner):
         core = self.core
         while not core.closed:
             if not core.wants_read:
+                if core.backlogged:  # the rest of a read, after the other tasks' turn
+                    await trio.lowlevel.checkpoint()
+                    core.process_backlog(trio.current_time())
+                    await self._flush()  # (waits while the client does not read)
+                    continue
                 self._can_read = trio.Event()
                 await self._can_read.wait()
                 continue
