@@ -15,7 +15,7 @@ import pytest
 from hypercorn.asyncio.tcp_server import GATHER_LIMIT, TCPServer
 from hypercorn.asyncio.worker_context import EAGER_PATIENCE, EAGER_PROBE_EVERY, WorkerContext
 from hypercorn.config import Config
-from hypercorn.protocol.h2 import FRAMES_PER_TURN
+from hypercorn.protocol.ws_stream import FRAMES_PER_TURN
 from hypercorn.utils import wrap_app
 from tests.conftest import echo_app, hello_app
 

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 from hypercorn.config import Config
 from hypercorn.protocol import ConnectionInfo
 from hypercorn.protocol.connection import HTTPConnection
-from hypercorn.protocol.h2 import FRAMES_PER_TURN, PREFACE, RESET_BUDGET, FrameCounter
+from hypercorn.protocol.h2 import PREFACE, RESET_BUDGET, FrameCounter
 from hypercorn.protocol.http_stream import HTTPStream
+from hypercorn.protocol.ws_stream import FRAMES_PER_TURN
 
 
 class Pair:

@@ -223,7 +223,6 @@ class HTTP11Base:
     ``_awaiting_body`` (a request body is still arriving) and ``_send_error_and_close``."""
 
     multiplexed: ClassVar[bool] = False  # one request at a time
-    backlogged: ClassVar[bool] = False  # (what is read is parsed one request at a time)
 
     # Slots (in the subclasses too): the fast adapter has ~40 attributes, past the 30 that
     # let instances share one key table; as plain objects each connection would build a
@@ -290,8 +289,18 @@ class HTTP11Base:
         elif self._stream is not None:
             self._stream.handle(StreamClosed(self._stream.stream_id))
 
+    @property
+    def backlogged(self) -> bool:
+        # Requests are parsed one at a time; a WebSocket session parses a turn's worth of
+        # frames at a time (ws_stream.FRAMES_PER_TURN).
+        websocket = self._websocket
+        return websocket is not None and websocket.backlogged
+
     def process_backlog(self, now: float) -> None:
-        pass  # never backlogged
+        websocket = self._websocket
+        if websocket is not None:
+            self._now = now
+            websocket.process_backlog()
 
     def data_to_send(self) -> bytes:
         return b"".join(self.chunks_to_send())
@@ -314,7 +323,12 @@ class HTTP11Base:
 
     def _app_has_room(self) -> bool:
         stream = self._stream
-        return stream is None or stream.queued < self.config.max_app_queue_size
+        if stream is None:
+            return True
+        if stream.queued >= self.config.max_app_queue_size:
+            return False
+        websocket = self._websocket  # (input it has not parsed yet comes first)
+        return websocket is None or not websocket.unparsed
 
     @property
     def idle(self) -> bool:

@@ -51,7 +51,7 @@ from .events import (
 from .hpack_encoder import HeaderEncoder
 from .http_stream import HTTPStream, request_from_fields
 from .selection import H2_PREFACE
-from .ws_stream import AnyStream, WSStream
+from .ws_stream import FRAMES_PER_TURN, AnyStream, WSStream
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -73,12 +73,11 @@ def _fields(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]
 
 _H2_SETTINGS = h2.settings.SettingCodes
 PREFACE = H2_PREFACE
-# At most this many frames are handed to h2 per call of receive_data (or process_backlog);
-# the rest of a read waits for the driver's next turn of the event loop. A read can hold
-# 29,000 empty SETTINGS frames (256 KiB), a second of h2's time in which every other
-# connection of the worker would wait; 256 frames are a few milliseconds. Requests, and
+# At most FRAMES_PER_TURN (256) frames are handed to h2 per call of receive_data (or
+# process_backlog); the rest of a read waits for the driver's next turn of the event loop. A
+# read can hold 29,000 empty SETTINGS frames (256 KiB), a second of h2's time in which every
+# other connection of the worker would wait; 256 frames are a few milliseconds. Requests, and
 # DATA frames of any useful size, come far fewer to a read, so they are not held back.
-FRAMES_PER_TURN = 256
 FRAME_HEADER_SIZE = 9  # RFC 9113 section 4.1: 24-bit length, type, flags, stream id
 
 

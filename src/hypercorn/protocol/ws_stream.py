@@ -52,6 +52,12 @@ if TYPE_CHECKING:
     from . import ConnectionInfo
 
 CLOSE_HANDSHAKE_TIMEOUT = 5.0  # seconds to wait for the peer's answering close frame
+# At most this many frames of a peer's input are processed per turn of the event loop, the
+# rest on later turns (``backlogged``): one read can hold 43,000 empty pings (256 KiB), half
+# a second of wsproto's time in which every other connection of the worker would wait. The
+# HTTP/2 adapter applies the same budget to its own frames. (Over HTTP/2 and HTTP/3 a
+# session still parses all it is given: see "Not yet" in the changelog.)
+FRAMES_PER_TURN = 256
 OPCODE_TEXT = 0x1
 OPCODE_BINARY = 0x2
 
@@ -115,6 +121,7 @@ class WSStream:
         self._fragments: list[Any] = []
         self._fragment_size = 0
         self._unacknowledged = 0
+        self._unparsed = False  # input may be waiting in wsproto's buffer (FRAMES_PER_TURN)
         self._now = now
         self._next_ping: Optional[float] = None
         self._pong_deadline: Optional[float] = None
@@ -181,12 +188,18 @@ class WSStream:
     def handle(self, event: Event) -> None:
         if isinstance(event, (Data, Body)):
             self._receive_bytes(event.data)
-        elif isinstance(event, StreamClosed):  # the transport is gone
+        elif isinstance(event, StreamClosed):  # the peer's end of input, or no transport
+            if self._unparsed:
+                self._parse(0)  # what the peer sent before it comes first
             self._disconnect(1006, None)
             self.state = WSState.CLOSED
         elif isinstance(event, (EndBody, EndData)):
             if self.state is WSState.HANDSHAKE:
                 return  # the end of the upgrade request itself, not of the session
+            if self._unparsed:
+                self._parse(0)  # what the peer sent before its end comes first
+                if self.state is WSState.CLOSED:
+                    return
             self._disconnect(1006, None)  # the peer ended its side without a close frame
             self._finish()
 
@@ -198,6 +211,16 @@ class WSStream:
             self._ws.receive_data(data)
         except LocalProtocolError:
             return
+        if self.extended_connect:  # (HTTP/2, HTTP/3: their adapters have no WebSocket turns)
+            self._parse(0)
+        elif not self._unparsed:  # (else it waits its turn, behind what is already waiting)
+            self._parse(FRAMES_PER_TURN)
+
+    def _parse(self, budget: int) -> None:
+        """Act on up to ``budget`` frames of what wsproto holds (all of it for 0); the rest
+        stays in its buffer, ``backlogged``, for process_backlog."""
+        assert self._ws is not None
+        self._unparsed = False
         for event in self._ws.events():
             # (exact types first: wsproto's events are ABCs, and isinstance on an ABC is slow)
             if type(event) is BytesMessage or type(event) is TextMessage:
@@ -210,7 +233,26 @@ class WSStream:
                 self._peer_close(event)
             if self.complete:
                 break
+            budget -= 1
+            if budget == 0:  # (wsproto parses lazily: leaving the loop leaves the rest)
+                self._unparsed = True
+                break
         self._acknowledge()
+
+    @property
+    def unparsed(self) -> bool:
+        """Input is waiting in wsproto's buffer for a later turn (the connection does not
+        read more meanwhile)."""
+        return self._unparsed and self.state is not WSState.CLOSED
+
+    @property
+    def backlogged(self) -> bool:
+        """Input is waiting, and the application has room for what it holds."""
+        return self.unparsed and len(self._inbox) < self.config.max_app_queue_size
+
+    def process_backlog(self) -> None:
+        if self.unparsed:
+            self._parse(FRAMES_PER_TURN)
 
     def _message_part(self, event: TextMessage | BytesMessage) -> None:
         if self.state is not WSState.CONNECTED:
@@ -253,9 +295,11 @@ class WSStream:
 
     def _acknowledge(self) -> None:
         # Flow control (HTTP/2): the peer may send more once the app has room for it.
+        # (Not for input still waiting to be parsed: it counts against the window until it is.)
         if (
             self.on_body_consumed is not None
             and self._unacknowledged
+            and not self._unparsed
             and len(self._inbox) < self.config.max_app_queue_size
         ):
             self.on_body_consumed(self.stream_id, self._unacknowledged)

@@ -172,12 +172,12 @@ class TCPServer(AppRunner):
     async def _read_loop(self) -> None:
         core = self.core
         while not core.closed:
+            if core.backlogged:  # the rest of what was read, after the other tasks' turn
+                await trio.lowlevel.checkpoint()
+                core.process_backlog(trio.current_time())
+                await self._flush()  # (waits while the client does not read)
+                continue
             if not core.wants_read:
-                if core.backlogged:  # the rest of a read, after the other tasks' turn
-                    await trio.lowlevel.checkpoint()
-                    core.process_backlog(trio.current_time())
-                    await self._flush()  # (waits while the client does not read)
-                    continue
                 self._can_read = trio.Event()
                 await self._can_read.wait()
                 continue
@@ -222,7 +222,7 @@ class TCPServer(AppRunner):
         if core.closed:
             self._io_scope.cancel()
             return
-        if core.wants_read:
+        if core.wants_read or core.backlogged:
             self._can_read.set()
         deadline = core.next_deadline(trio.current_time())
         if deadline != self._deadline:

@@ -1,0 +1,92 @@
+"""A WebSocket session over HTTP/1.1 acts on at most FRAMES_PER_TURN frames of a read per
+turn of the event loop (sans-IO: the driver's later turns are process_backlog calls)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hypercorn.config import Config
+from hypercorn.protocol import ConnectionInfo
+from hypercorn.protocol.connection import HTTPConnection
+from hypercorn.protocol.ws_stream import FRAMES_PER_TURN, WSStream
+
+UPGRADE = (
+    b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+)
+
+
+def client_frame(opcode: int, payload: bytes = b"") -> bytes:
+    """A masked frame as a client sends it (RFC 6455 5.2), payload under 126 bytes."""
+    mask = b"abcd"
+    masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+    return bytes((0x80 | opcode, 0x80 | len(payload))) + mask + masked
+
+
+def pongs(data: bytes) -> int:
+    return data.count(b"\x8a\x00")  # server pongs: unmasked, empty
+
+
+def session(parser: str, **settings: object) -> tuple[HTTPConnection, WSStream]:
+    if parser == "httptools":
+        pytest.importorskip("httptools")
+    config = Config(http1_parser=parser, **settings)
+    conn = HTTPConnection(config, ConnectionInfo(("127.0.0.1", 1), ("127.0.0.1", 80)), 0.0)
+    conn.receive_data(UPGRADE, 0.0)
+    [stream] = conn.pop_new_streams()
+    assert isinstance(stream, WSStream)
+    assert stream.app_receive_nowait() == {"type": "websocket.connect"}
+    stream.app_send({"type": "websocket.accept"})
+    assert conn.data_to_send().startswith(b"HTTP/1.1 101 ")
+    return conn, stream
+
+
+@pytest.mark.parametrize("parser", ["h11", "httptools"])
+def test_a_read_of_many_pings_is_answered_a_turn_at_a_time(parser: str) -> None:
+    conn, stream = session(parser)
+    pings = 10 * FRAMES_PER_TURN + 7
+    conn.receive_data(client_frame(0x9) * pings + client_frame(0x1, b"after"), 1.0)
+    answered = pongs(conn.data_to_send())
+    assert answered == FRAMES_PER_TURN
+    assert conn.backlogged and not conn.wants_read
+    while conn.backlogged:
+        assert stream.app_receive_nowait() is None  # the message is behind the pings
+        conn.process_backlog(1.0)
+        answered += pongs(conn.data_to_send())
+    assert answered == pings
+    assert stream.app_receive_nowait() == {"type": "websocket.receive", "text": "after"}
+    assert conn.wants_read
+
+
+@pytest.mark.parametrize("parser", ["h11", "httptools"])
+def test_a_full_inbox_holds_the_rest_until_the_application_reads(parser: str) -> None:
+    """Messages are parsed a turn at a time and no further than the application's queue
+    (max_app_queue_size) has room for; what is left waits, unread input, in order."""
+    conn, stream = session(parser, max_app_queue_size=4)
+    count = 3 * FRAMES_PER_TURN
+    conn.receive_data(b"".join(client_frame(0x1, b"%d" % i) for i in range(count)), 1.0)
+    received: list[str] = []
+    while len(received) < count:
+        message = stream.app_receive_nowait()
+        if message is None:
+            assert conn.backlogged  # never stuck: room again means more is parsed
+            conn.process_backlog(1.0)
+            continue
+        received.append(message["text"])
+        assert stream.queued <= FRAMES_PER_TURN
+    assert received == [str(i) for i in range(count)]
+    if conn.backlogged:  # (a turn that ended exactly at the end of the input looks once more)
+        conn.process_backlog(1.0)
+    assert not conn.backlogged and conn.wants_read
+
+
+@pytest.mark.parametrize("parser", ["h11", "httptools"])
+def test_what_came_before_the_end_of_input_is_not_lost(parser: str) -> None:
+    conn, stream = session(parser)
+    conn.receive_data(client_frame(0x9) * (2 * FRAMES_PER_TURN) + client_frame(0x1, b"last"), 1.0)
+    assert conn.backlogged
+    conn.receive_data(b"", 1.0)  # the client's FIN, behind frames not yet parsed
+    assert stream.app_receive_nowait() == {"type": "websocket.receive", "text": "last"}
+    disconnect = stream.app_receive_nowait()
+    assert disconnect is not None and disconnect["type"] == "websocket.disconnect"
+    assert disconnect["code"] == 1006
