@@ -5,9 +5,11 @@ best of several runs; one loop turn, ~1 us, included). ``--profile`` prints cPro
 ``--core`` measures the sans-IO protocol core alone: the same request and response driven
 through it by direct calls, no event loop, task or coroutine. ``--connections`` measures a
 whole connection instead: made, one ``Connection: close`` request, lost (what the
-``Connection: close`` benchmark pays per request).
+``Connection: close`` benchmark pays per request). ``--h2`` measures an h2c connection
+(prior knowledge) fed reads of ten HEADERS-only requests, as ``h2load -m10`` sends them.
 
-    python bench/micro_core.py [--requests 30000] [--runs 7] [--profile] [--core|--connections]
+    python bench/micro_core.py [--requests 30000] [--runs 7] [--profile]
+        [--core|--connections|--h2]
 
 Run it with the interpreter and checkout to measure (Python 3.12 starts the application
 eagerly, so a request is answered inside data_received; earlier versions take a task).
@@ -111,6 +113,83 @@ async def measure(requests: int, runs: int, profile: bool, connections: bool = F
     return best / requests * 1e6
 
 
+def h2_reads(batches: int, per_batch: int = 10) -> list[bytes]:
+    """What an h2 client sends for ``batches`` reads of ``per_batch`` GET requests, each read
+    also returning the connection window the previous batch's responses used. Frames are
+    built directly: an h2 client that never sees the responses keeps every stream open, and
+    slows down with their number."""
+    import hpack
+    from hello import BODY
+    from hyperframe.frame import HeadersFrame, SettingsFrame, WindowUpdateFrame
+
+    from hypercorn.protocol.h2 import PREFACE
+
+    encoder = hpack.Encoder()
+    headers = [
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":authority", "127.0.0.1:8000"),
+        (":path", "/"),
+    ]
+    reads = []
+    stream_id = 1
+    for batch in range(batches):
+        frames = [] if batch else [PREFACE + SettingsFrame(0).serialize()]
+        for _ in range(per_batch):
+            frame = HeadersFrame(stream_id, encoder.encode(headers))
+            frame.flags.add("END_HEADERS")
+            frame.flags.add("END_STREAM")
+            frames.append(frame.serialize())
+            stream_id += 2
+        if batch:
+            frames.append(WindowUpdateFrame(0, per_batch * len(BODY)).serialize())
+        reads.append(b"".join(frames))
+    return reads
+
+
+async def measure_h2(requests: int, runs: int, profile: bool) -> float:
+    from hello import app
+
+    from hypercorn.app_wrappers import ASGIWrapper
+    from hypercorn.asyncio.tcp_server import TCPServer
+    from hypercorn.asyncio.worker_context import WorkerContext
+    from hypercorn.config import Config
+
+    batches = requests // 10
+    warm_up = 200
+    reads = h2_reads(warm_up + batches * (1 if profile else runs))
+    config = Config(keep_alive_max_requests=2**62)
+    wrapped = ASGIWrapper(app)
+    server = TCPServer(wrapped, config, WorkerContext(config))
+    transport = FakeTransport()
+    server.connection_made(transport)  # type: ignore[arg-type]
+    feed = iter(reads)
+
+    async def one_read() -> None:
+        server.data_received(next(feed))
+        for _ in range(3):  # the streams' tasks, then the gathered write
+            await asyncio.sleep(0)
+
+    for _ in range(warm_up):
+        await one_read()
+    profiler = cProfile.Profile() if profile else None
+    best = float("inf")
+    for _ in range(1 if profile else runs):
+        if profiler is not None:
+            profiler.enable()
+        written = transport.written
+        start = time.perf_counter()
+        for _ in range(batches):
+            await one_read()
+        best = min(best, time.perf_counter() - start)
+        # every request answered: at least its body went out
+        assert (transport.written - written) // (batches * 10) > len(b"Hello, world!")
+        if profiler is not None:
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+    return best / (batches * 10) * 1e6
+
+
 def measure_core(requests: int, runs: int) -> float:
     from hello import BODY, HEADERS
 
@@ -153,6 +232,7 @@ def main() -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--core", action="store_true")
     mode.add_argument("--connections", action="store_true")
+    mode.add_argument("--h2", action="store_true")
     options = parser.parse_args()
     if options.core:
         per_request = measure_core(options.requests, options.runs)
@@ -164,6 +244,10 @@ def main() -> None:
         runner = asyncio.run
     else:
         runner = uvloop.run
+    if options.h2:
+        per_request = runner(measure_h2(options.requests, options.runs, options.profile))
+        print(f"{per_request:.2f} us per h2c request (Python {sys.version.split()[0]})")
+        return
     per_request = runner(
         measure(options.requests, options.runs, options.profile, options.connections)
     )
