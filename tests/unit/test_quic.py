@@ -120,6 +120,45 @@ def test_a_request_is_served_through_the_stream_state_machine(
     assert any(getattr(e, "stream_ended", False) for e in received)
 
 
+def test_split_cookie_reaches_the_application_joined(
+    config: Config, tls_files: dict[str, str]
+) -> None:
+    """RFC 9114 section 4.2.1: the crumbs are joined with "; " before the application."""
+    pair = Pair(config, tls_files["ca"])
+    quic, h3, addr = pair.client()
+    pair.pump(quic, addr)
+    cookies = [(b"cookie", b"a=1"), (b"x-a", b"1"), (b"cookie", b"b=2")]
+    h3.send_headers(
+        quic.get_next_available_stream_id(), request_headers("GET", b"/") + cookies, True
+    )
+    pair.pump(quic, addr)
+    (stream,) = pair.streams
+    assert [v for n, v in stream.scope["headers"] if n == b"cookie"] == [b"a=1; b=2"]
+
+
+def test_malformed_request_is_a_stream_error(config: Config, tls_files: dict[str, str]) -> None:
+    """A :method that is not a token (aioquic passes it; it used to end in a
+    UnicodeDecodeError): H3_MESSAGE_ERROR on that stream, and the connection goes on."""
+    from aioquic.quic.events import StreamReset
+
+    pair = Pair(config, tls_files["ca"])
+    quic, h3, addr = pair.client()
+    pair.pump(quic, addr)
+    bad = quic.get_next_available_stream_id()
+    h3.send_headers(bad, request_headers("G\u00e9T", b"/"), end_stream=True)
+    events = pair.pump(quic, addr)
+    [reset] = [e for e in events if isinstance(e, StreamReset)]
+    assert reset.stream_id == bad and reset.error_code == 0x10E  # H3_MESSAGE_ERROR
+    assert not pair.streams
+    h3.send_headers(quic.get_next_available_stream_id(), request_headers("GET", b"/"), True)
+    pair.pump(quic, addr)
+    (stream,) = pair.streams
+    stream.app_send({"type": "http.response.start", "status": 200, "headers": []})
+    stream.app_send({"type": "http.response.body", "body": b"fine"})
+    received = h3_events(h3, pair.pump(quic, addr))
+    assert b"".join(e.data for e in received if isinstance(e, DataReceived)) == b"fine"
+
+
 def test_unknown_version_gets_version_negotiation(
     config: Config, tls_files: dict[str, str]
 ) -> None:

@@ -18,6 +18,11 @@ class ProtocolError(Exception):
             self.status = status
 
 
+class MalformedRequest(ProtocolError):
+    """An HTTP/2 or HTTP/3 request header block the RFCs call malformed: a stream error
+    (PROTOCOL_ERROR, H3_MESSAGE_ERROR)."""
+
+
 class ClientDisconnected(OSError):
     """Raised by ``send()`` once the client has gone (ASGI 2.4: an OSError subclass)."""
 

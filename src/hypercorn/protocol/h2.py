@@ -35,6 +35,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
+from .errors import MalformedRequest
 from .events import (
     Body,
     Data,
@@ -49,7 +50,7 @@ from .events import (
     Trailers,
 )
 from .hpack_encoder import HeaderEncoder
-from .http_stream import HTTPStream, request_from_fields
+from .http_stream import HTTPStream, check_trailers, request_from_fields
 from .selection import H2_PREFACE
 from .ws_stream import FRAMES_PER_TURN, AnyStream, WSStream
 
@@ -159,12 +160,15 @@ class H2Connection:
             # names and values are validated by build_and_validate_headers when the
             # application sends them (lower case tokens, no pseudo-headers, no CR LF NUL,
             # no surrounding whitespace), the pseudo-headers are ours, and _fields drops
-            # what HTTP/2 forbids. (Inbound validation stays on.)
+            # what HTTP/2 forbids. Inbound blocks are checked (and split Cookies joined) by
+            # request_from_fields and check_trailers instead of h2.
             config=h2.config.H2Configuration(
                 client_side=False,
                 header_encoding=None,
                 validate_outbound_headers=False,
                 normalize_outbound_headers=False,
+                validate_inbound_headers=False,
+                normalize_inbound_headers=False,
             )
         )
         self._h2.local_settings = h2.settings.Settings(
@@ -189,7 +193,7 @@ class H2Connection:
         self._outboxes: dict[int, _Outbox] = {}
         self._new_streams: list[AnyStream] = []
         self._to_cancel: list[AnyStream] = []
-        self._resets: deque[tuple[float, AnyStream]] = deque()
+        self._resets: deque[tuple[float, Optional[AnyStream]]] = deque()
         self._requests = 0
         self._goaway_sent = False
         self._draining = False
@@ -337,6 +341,11 @@ class H2Connection:
                 self._end_request(event.stream_id)
         elif isinstance(event, h2.events.StreamEnded):
             self._end_request(event.stream_id)
+        elif isinstance(event, h2.events.TrailersReceived):  # not passed to ASGI
+            try:
+                check_trailers(event.headers)
+            except MalformedRequest:
+                self._malformed(event.stream_id)
         elif isinstance(event, h2.events.StreamReset):
             self._stream_reset(event.stream_id, by_peer=True)
         elif isinstance(event, (h2.events.WindowUpdated, h2.events.RemoteSettingsChanged)):
@@ -348,7 +357,11 @@ class H2Connection:
         if self._goaway_sent:
             self._reset(event.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
-        request, pseudo = request_from_fields(event.stream_id, event.headers, "2")
+        try:
+            request, pseudo = request_from_fields(event.stream_id, event.headers, "2")
+        except MalformedRequest:
+            self._malformed(event.stream_id)
+            return
         method = request.method
         if method == "CONNECT":
             if pseudo.get(b":protocol") != b"websocket":  # only RFC 8441 WebSockets
@@ -406,13 +419,31 @@ class H2Connection:
             return
         stream.handle(StreamClosed(stream_id))
         self._check_done()
+        self._count_reset(stream)
+
+    def _malformed(self, stream_id: int) -> None:
+        """RFC 9113 section 8.1.1: a malformed request (or its trailers) is a stream error of
+        type PROTOCOL_ERROR; the reset counts against the budget like any the client
+        provokes, whether or not the stream had an application yet."""
+        if stream_id in self._streams:
+            self._reset(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            return
+        try:
+            self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+        except h2.exceptions.ProtocolError:
+            pass
+        self._count_reset(None)
+
+    def _count_reset(self, stream: Optional[AnyStream]) -> None:
         self._resets.append((self._now, stream))
         while self._resets and self._resets[0][0] < self._now - RESET_WINDOW:
             self._resets.popleft()
         if len(self._resets) > RESET_BUDGET:
             # A flood: stop the recently reset streams' applications (they were told about
             # the reset but may not be listening) and every other stream, and hang up.
-            self._to_cancel += [reset for _, reset in self._resets if not reset.complete]
+            self._to_cancel += [
+                reset for _, reset in self._resets if reset is not None and not reset.complete
+            ]
             self._to_cancel += self._streams.values()
             self._resets.clear()
             self._close(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)

@@ -41,6 +41,7 @@ from aioquic.quic.packet import QuicFrameType
 from aioquic.quic.packet_builder import QuicPacketBuilder
 
 from ..utils import filter_pseudo_headers
+from .errors import MalformedRequest
 from .events import (
     Body,
     Data,
@@ -264,7 +265,13 @@ class H3Session:
             self._reset(stream_id, H3ErrorCode.H3_REQUEST_REJECTED)
             return
         self._highest_request = max(self._highest_request, stream_id)
-        request, pseudo = request_from_fields(stream_id, event.headers, "3")
+        try:
+            request, pseudo = request_from_fields(stream_id, event.headers, "3")
+        except MalformedRequest:  # RFC 9114 section 4.1.2: a stream error, both directions
+            if not event.stream_ended:
+                self.quic.stop_stream(stream_id, H3ErrorCode.H3_MESSAGE_ERROR)
+            self._reset(stream_id, H3ErrorCode.H3_MESSAGE_ERROR)
+            return
         method = request.method
         if method == "CONNECT":
             if pseudo.get(b":protocol") != b"websocket":  # only RFC 9220 WebSockets
