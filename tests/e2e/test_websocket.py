@@ -305,9 +305,59 @@ def test_thousand_concurrent_connections(serve: Serve) -> None:
 # ---------------------------------------------------------------------------- over HTTP/2
 
 
-def test_websocket_over_http2_extended_connect(serve: Serve) -> None:
+def open_h2_websocket(client: Any) -> tuple[int, dict[bytes, bytes]]:
+    """RFC 8441 on a RawH2Client: the stream id and the response headers."""
     import h2.events
     import h2.settings
+
+    client.read_until(
+        lambda evs: any(
+            isinstance(e, h2.events.RemoteSettingsChanged)
+            and h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL in e.changed_settings
+            for e in evs
+        )
+    )
+    stream_id = client.conn.get_next_available_stream_id()
+    client.conn.send_headers(
+        stream_id,
+        [
+            (b":method", b"CONNECT"),
+            (b":protocol", b"websocket"),
+            (b":scheme", b"http"),
+            (b":path", b"/chat"),
+            (b":authority", b"localhost"),
+            (b"sec-websocket-version", b"13"),
+            (b"sec-websocket-protocol", b"chat"),
+        ],
+    )
+    client.flush()
+    events = client.read_until(
+        lambda evs: any(isinstance(e, h2.events.ResponseReceived) for e in evs)
+    )
+    [response] = [e for e in events if isinstance(e, h2.events.ResponseReceived)]
+    return stream_id, dict(response.headers)
+
+
+class H2Messages:
+    """A ``read_until`` predicate: the WebSocket messages in the DATA read so far."""
+
+    def __init__(self, ws: Any, count: int, seen: int) -> None:
+        self.ws, self.count = ws, count
+        self.seen = seen  # events read before
+        self.texts: list[str] = []
+
+    def __call__(self, events: list[Any]) -> bool:
+        import h2.events
+        from wsproto.events import TextMessage
+
+        data = [e.data for e in events[self.seen :] if isinstance(e, h2.events.DataReceived)]
+        self.seen = len(events)
+        self.ws.receive_data(b"".join(data))
+        self.texts += [e.data for e in self.ws.events() if isinstance(e, TextMessage)]
+        return len(self.texts) >= self.count
+
+
+def test_websocket_over_http2_extended_connect(serve: Serve) -> None:
     from wsproto.connection import Connection, ConnectionType
     from wsproto.events import CloseConnection, TextMessage
 
@@ -317,50 +367,15 @@ def test_websocket_over_http2_extended_connect(serve: Serve) -> None:
     server = serve(echo_app(recorder))
     client = RawH2Client(server.port)
     try:
-        client.read_until(
-            lambda evs: any(
-                isinstance(e, h2.events.RemoteSettingsChanged)
-                and h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL in e.changed_settings
-                for e in evs
-            )
-        )
-        stream_id = client.conn.get_next_available_stream_id()
-        client.conn.send_headers(
-            stream_id,
-            [
-                (b":method", b"CONNECT"),
-                (b":protocol", b"websocket"),
-                (b":scheme", b"http"),
-                (b":path", b"/chat"),
-                (b":authority", b"localhost"),
-                (b"sec-websocket-version", b"13"),
-                (b"sec-websocket-protocol", b"chat"),
-            ],
-        )
-        client.flush()
-        events = client.read_until(
-            lambda evs: any(isinstance(e, h2.events.ResponseReceived) for e in evs)
-        )
-        [response] = [e for e in events if isinstance(e, h2.events.ResponseReceived)]
-        headers = dict(response.headers)
+        stream_id, headers = open_h2_websocket(client)
         assert headers[b":status"] == b"200"
         assert headers[b"sec-websocket-protocol"] == b"chat"
         ws = Connection(ConnectionType.CLIENT)
         client.conn.send_data(stream_id, ws.send(TextMessage(data="over h2")))
         client.flush()
-
-        def echoed(evs: list[Any]) -> bool:
-            ws.receive_data(
-                b"".join(e.data for e in evs[len(seen) :] if isinstance(e, h2.events.DataReceived))
-            )
-            seen[:] = evs
-            received.extend(ws.events())
-            return any(isinstance(e, TextMessage) for e in received)
-
-        seen: list[Any] = []
-        received: list[Any] = []
+        echoed = H2Messages(ws, 1, len(client.events))
         client.read_until(echoed)
-        assert [e.data for e in received if isinstance(e, TextMessage)] == ["over h2"]
+        assert echoed.texts == ["over h2"]
         client.conn.send_data(stream_id, ws.send(CloseConnection(code=1000, reason="done")))
         client.flush()
         assert recorder.disconnect == {
@@ -368,6 +383,34 @@ def test_websocket_over_http2_extended_connect(serve: Serve) -> None:
             "code": 1000,
             "reason": "done",
         }
+    finally:
+        client.close()
+
+
+def test_websocket_over_http2_burst_is_echoed_whole(serve: Serve) -> None:
+    """600 pings, then 2,000 messages, in one burst: more than a turn's worth of frames and
+    far more than the application's queue, so the session parses in steps; each step must
+    come, on every backend, without the client sending anything more (the connection goes
+    on reading: the driver has to come back for the pings by itself, and trio's reader is
+    waiting for input when the application's receive() makes room)."""
+    from wsproto.connection import Connection, ConnectionType
+    from wsproto.events import Ping, TextMessage
+
+    from tests.e2e.h2client import RawH2Client
+
+    server = serve(echo_app())
+    client = RawH2Client(server.port)
+    try:
+        stream_id, _ = open_h2_websocket(client)
+        ws = Connection(ConnectionType.CLIENT)
+        data = b"".join(ws.send(Ping()) for _ in range(600))
+        data += b"".join(ws.send(TextMessage(data=f"m{i}")) for i in range(2000))
+        for start in range(0, len(data), 16000):
+            client.conn.send_data(stream_id, data[start : start + 16000])
+        client.flush()
+        echoed = H2Messages(ws, 2000, len(client.events))
+        client.read_until(echoed, limit=100_000)  # (the echoes may come in many reads)
+        assert echoed.texts == [f"m{i}" for i in range(2000)]
     finally:
         client.close()
 

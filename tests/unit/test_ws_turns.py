@@ -1,14 +1,18 @@
-"""A WebSocket session over HTTP/1.1 acts on at most FRAMES_PER_TURN frames of a read per
-turn of the event loop (sans-IO: the driver's later turns are process_backlog calls)."""
+"""A WebSocket session over HTTP/1.1 or HTTP/2 acts on at most FRAMES_PER_TURN frames of a
+read per turn of the event loop, and parses no further than its application's queue has
+room (sans-IO: the driver's later turns are process_backlog calls)."""
 
 from __future__ import annotations
 
+import h2.events
 import pytest
 
 from hypercorn.config import Config
 from hypercorn.protocol import ConnectionInfo
 from hypercorn.protocol.connection import HTTPConnection
 from hypercorn.protocol.ws_stream import FRAMES_PER_TURN, WSStream
+
+from .test_h2_core import Pair
 
 UPGRADE = (
     b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -73,7 +77,7 @@ def test_a_full_inbox_holds_the_rest_until_the_application_reads(parser: str) ->
             conn.process_backlog(1.0)
             continue
         received.append(message["text"])
-        assert stream.queued <= FRAMES_PER_TURN
+        assert stream.queued <= 4
     assert received == [str(i) for i in range(count)]
     if conn.backlogged:  # (a turn that ended exactly at the end of the input looks once more)
         conn.process_backlog(1.0)
@@ -90,3 +94,71 @@ def test_what_came_before_the_end_of_input_is_not_lost(parser: str) -> None:
     disconnect = stream.app_receive_nowait()
     assert disconnect is not None and disconnect["type"] == "websocket.disconnect"
     assert disconnect["code"] == 1006
+
+
+# ---------------------------------------------------------------- over HTTP/2 (RFC 8441)
+def h2_session(**settings: object) -> tuple[Pair, WSStream, int]:
+    pair = Pair(**settings)
+    stream_id = pair.client.get_next_available_stream_id()
+    pair.client.send_headers(
+        stream_id,
+        [
+            (b":method", b"CONNECT"),
+            (b":protocol", b"websocket"),
+            (b":scheme", b"https"),
+            (b":path", b"/"),
+            (b":authority", b"a"),
+            (b"sec-websocket-version", b"13"),
+        ],
+    )
+    pair.exchange()
+    [stream] = pair.server.pop_new_streams()
+    assert isinstance(stream, WSStream)
+    assert stream.app_receive_nowait() == {"type": "websocket.connect"}
+    stream.app_send({"type": "websocket.accept"})
+    pair.exchange()
+    return pair, stream, stream_id
+
+
+def received(events: list[h2.events.Event]) -> bytes:
+    return b"".join(e.data for e in events if isinstance(e, h2.events.DataReceived))
+
+
+def test_h2_a_read_of_many_pings_is_answered_a_turn_at_a_time() -> None:
+    """The connection goes on reading (its other streams are not held up); the session's
+    unparsed bytes are not acknowledged meanwhile, so flow control holds its client back."""
+    pair, stream, stream_id = h2_session()
+    pings = 24 * FRAMES_PER_TURN + 7  # 36 KiB: h2 sends WINDOW_UPDATE past half the window
+    data = client_frame(0x9) * pings + client_frame(0x1, b"after")
+    for start in range(0, len(data), 16000):  # (DATA frames within the default frame size)
+        pair.client.send_data(stream_id, data[start : start + 16000])
+    answered = pongs(received(pair.exchange()))
+    assert answered == FRAMES_PER_TURN
+    assert pair.server.backlogged and pair.server.wants_read
+    window = pair.client.local_flow_control_window(stream_id)
+    assert window == 65535 - len(data)  # nothing acknowledged while unparsed
+    turns = 1
+    while pair.server.backlogged:
+        assert stream.app_receive_nowait() is None  # the message is behind the pings
+        pair.server.process_backlog(1.0)
+        answered += pongs(received(pair.exchange()))
+        turns += 1
+    assert answered == pings and turns == 25
+    assert stream.app_receive_nowait() == {"type": "websocket.receive", "text": "after"}
+    pair.exchange()
+    assert pair.client.local_flow_control_window(stream_id) > window  # acknowledged now
+
+
+def test_h2_taking_a_message_parses_the_next_ones() -> None:
+    """With the queue full, parsing waits for the application, and its receive() resumes it:
+    a driver that is waiting for input (trio's, on HTTP/2) need not come back for it."""
+    pair, stream, stream_id = h2_session(max_app_queue_size=4)
+    count = 3 * FRAMES_PER_TURN
+    pair.client.send_data(stream_id, b"".join(client_frame(0x1, b"%d" % i) for i in range(count)))
+    pair.exchange()
+    assert stream.queued == 4 and not pair.server.backlogged  # full: nothing to do but wait
+    texts = []
+    while (message := stream.app_receive_nowait()) is not None:
+        texts.append(message["text"])
+        assert stream.queued <= 4
+    assert texts == [str(i) for i in range(count)]

@@ -234,14 +234,13 @@ class TCPServer(AppRunner, asyncio.Protocol):
             if not self._reading:
                 self._reading = True
                 transport.resume_reading()
-        else:
-            if self._reading:
-                self._reading = False
-                transport.pause_reading()
-            # (a backlog is never there while the core wants to read)
-            if core.backlogged and not self._write_paused and not self._backlog_due:
-                self._backlog_due = True  # the rest of what was read, on the next turn
-                self.loop.call_soon(self._on_backlog)
+        elif self._reading:
+            self._reading = False
+            transport.pause_reading()
+        # (HTTP/2 goes on reading while a WebSocket session has a backlog; the others not)
+        if core.backlogged and not self._write_paused and not self._backlog_due:
+            self._backlog_due = True  # the rest of what was read, on the next turn
+            self.loop.call_soon(self._on_backlog)
         # One timer at the earliest deadline, moved only when a deadline comes sooner: with
         # keep-alive the deadline moves later on every request, and rescheduling each time
         # costs more than an early wake-up (which re-arms at the real deadline).

@@ -190,6 +190,7 @@ class H2Connection:
         self._frames = FrameCounter()
         self._backlog = b""  # read, but left for the next turn (FRAMES_PER_TURN)
         self._streams: dict[int, AnyStream] = {}
+        self._websockets: dict[int, WSStream] = {}  # (those of _streams)
         self._outboxes: dict[int, _Outbox] = {}
         self._new_streams: list[AnyStream] = []
         self._to_cancel: list[AnyStream] = []
@@ -220,15 +221,31 @@ class H2Connection:
         self._receive(data)
 
     def process_backlog(self, now: float) -> None:
-        if self.closed or not self._backlog:
+        if self.closed:
             return
         self._now = now
-        data, self._backlog = self._backlog, b""
-        self._receive(data)
+        if self._backlog:
+            data, self._backlog = self._backlog, b""
+            self._receive(data)
+        if self._websockets:
+            for websocket in list(self._websockets.values()):
+                websocket.process_backlog()
+            self._flush_outboxes()
+            self._check_done()
 
     @property
     def backlogged(self) -> bool:
-        return bool(self._backlog) and not self.closed
+        """Frames read but not yet given to h2, or a WebSocket session with frames it has
+        not parsed yet and room for them in its application's queue. Reading goes on
+        meanwhile for the latter: flow control holds that session's client back (its
+        unparsed bytes are not acknowledged), not the connection's other streams."""
+        if self.closed:
+            return False
+        if self._backlog:
+            return True
+        return bool(self._websockets) and any(
+            websocket.backlogged for websocket in self._websockets.values()
+        )
 
     def _receive(self, data: bytes) -> None:
         end = self._frames.turn_end(data, FRAMES_PER_TURN)
@@ -255,6 +272,7 @@ class H2Connection:
         for stream in list(self._streams.values()):
             stream.handle(StreamClosed(stream.stream_id))
         self._streams.clear()
+        self._websockets.clear()
         self._outboxes.clear()
 
     def data_to_send(self) -> bytes:
@@ -378,7 +396,9 @@ class H2Connection:
         self._requests += 1
         stream: AnyStream
         if websocket:
-            stream = WSStream(self.config, self.info, request, self._stream_event, self._now)
+            stream = self._websockets[stream_id] = WSStream(
+                self.config, self.info, request, self._stream_event, self._now
+            )
         else:
             extensions: dict[str, dict[object, object]] = {}
             if self._h2.remote_settings.enable_push:
@@ -414,6 +434,7 @@ class H2Connection:
 
     def _stream_reset(self, stream_id: int, by_peer: bool) -> None:
         stream = self._streams.pop(stream_id, None)
+        self._websockets.pop(stream_id, None)
         self._outboxes.pop(stream_id, None)
         if stream is None:
             return
@@ -539,6 +560,7 @@ class H2Connection:
             and stream_id not in self._outboxes
         ):
             del self._streams[stream_id]
+            self._websockets.pop(stream_id, None)
             self._check_done()
 
     def _reset(self, stream_id: int, code: h2.errors.ErrorCodes) -> None:

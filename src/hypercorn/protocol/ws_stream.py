@@ -122,6 +122,9 @@ class WSStream:
         self._fragment_size = 0
         self._unacknowledged = 0
         self._unparsed = False  # input may be waiting in wsproto's buffer (FRAMES_PER_TURN)
+        # Frames acted on per read: the QUIC driver has no later turns to give, so a session
+        # over HTTP/3 parses all it is given (bounded by QUIC's flow control).
+        self._budget = 0 if request.http_version == "3" else FRAMES_PER_TURN
         self._now = now
         self._next_ping: Optional[float] = None
         self._pong_deadline: Optional[float] = None
@@ -211,16 +214,16 @@ class WSStream:
             self._ws.receive_data(data)
         except LocalProtocolError:
             return
-        if self.extended_connect:  # (HTTP/2, HTTP/3: their adapters have no WebSocket turns)
-            self._parse(0)
-        elif not self._unparsed:  # (else it waits its turn, behind what is already waiting)
-            self._parse(FRAMES_PER_TURN)
+        if not self._unparsed:  # (else it waits its turn, behind what is already waiting)
+            self._parse(self._budget)
 
     def _parse(self, budget: int) -> None:
-        """Act on up to ``budget`` frames of what wsproto holds (all of it for 0); the rest
-        stays in its buffer, ``backlogged``, for process_backlog."""
+        """Act on up to ``budget`` frames of what wsproto holds, stopping early once the
+        application's queue is full (all of it for 0); the rest stays in its buffer,
+        ``unparsed``, for process_backlog."""
         assert self._ws is not None
         self._unparsed = False
+        limit = self.config.max_app_queue_size
         for event in self._ws.events():
             # (exact types first: wsproto's events are ABCs, and isinstance on an ABC is slow)
             if type(event) is BytesMessage or type(event) is TextMessage:
@@ -233,16 +236,18 @@ class WSStream:
                 self._peer_close(event)
             if self.complete:
                 break
-            budget -= 1
-            if budget == 0:  # (wsproto parses lazily: leaving the loop leaves the rest)
-                self._unparsed = True
-                break
+            if budget:
+                budget -= 1
+                if budget == 0 or len(self._inbox) >= limit:
+                    self._unparsed = True  # (wsproto parses lazily: leaving the loop
+                    break  # leaves the rest)
         self._acknowledge()
 
     @property
     def unparsed(self) -> bool:
-        """Input is waiting in wsproto's buffer for a later turn (the connection does not
-        read more meanwhile)."""
+        """Input is waiting in wsproto's buffer for a later turn (an HTTP/1.1 connection
+        does not read more meanwhile; on HTTP/2 the session's unparsed bytes are not
+        acknowledged, which holds its client back)."""
         return self._unparsed and self.state is not WSState.CLOSED
 
     @property
@@ -251,6 +256,10 @@ class WSStream:
         return self.unparsed and len(self._inbox) < self.config.max_app_queue_size
 
     def process_backlog(self) -> None:
+        """The next turn's worth of frames. Drivers call it (through their connection) on
+        a later turn of the event loop while :attr:`backlogged`; the application's
+        ``receive()`` also does, when taking a message makes room, since a driver whose
+        connection goes on reading (HTTP/2) may be waiting for input rather than for it."""
         if self.unparsed:
             self._parse(FRAMES_PER_TURN)
 
@@ -312,7 +321,10 @@ class WSStream:
             return {"type": "websocket.connect"}
         if self._inbox:
             message = self._inbox.popleft()
-            self._acknowledge()
+            if self.backlogged:  # room again: the next turn's worth, now (see process_backlog)
+                self._parse(FRAMES_PER_TURN)
+            else:
+                self._acknowledge()
             return message
         if self.disconnected or self.state in (WSState.CLOSED, WSState.CLOSING):
             return self._disconnect_message()
