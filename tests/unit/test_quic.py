@@ -159,6 +159,69 @@ def test_malformed_request_is_a_stream_error(config: Config, tls_files: dict[str
     assert b"".join(e.data for e in received if isinstance(e, DataReceived)) == b"fine"
 
 
+def test_websocket_frames_released_at_once_are_acted_on_a_turn_at_a_time(
+    config: Config, tls_files: dict[str, str]
+) -> None:
+    """One datagram holds fewer than FRAMES_PER_TURN masked frames, but a lost packet makes
+    aioquic hold what follows until it comes again, then release it all at once. The
+    session takes FRAMES_PER_TURN of them, and the endpoint's deadline is "now" until the
+    rest have had their turns (the backends' timer is the QUIC driver's next turn)."""
+    from hypercorn.protocol.ws_stream import FRAMES_PER_TURN, WSStream
+
+    from .test_ws_turns import client_frame, pongs
+
+    pair = Pair(config, tls_files["ca"])
+    quic, h3, addr = pair.client()
+    pair.pump(quic, addr)
+    stream_id = quic.get_next_available_stream_id()
+    headers = [*request_headers("CONNECT", b"/ws"), (b"sec-websocket-version", b"13")]
+    headers.insert(1, (b":protocol", b"websocket"))
+    h3.send_headers(stream_id, headers)
+    pair.pump(quic, addr)
+    (stream,) = pair.streams
+    assert isinstance(stream, WSStream)
+    assert stream.app_receive_nowait() == {"type": "websocket.connect"}
+    stream.app_send({"type": "websocket.accept"})
+    h3_events(h3, pair.pump(quic, addr))
+    pings = 3 * FRAMES_PER_TURN + 7
+    h3.send_data(stream_id, client_frame(0x9) * pings + client_frame(0x1, b"after"), False)
+    first, *rest = quic.datagrams_to_send(now=pair.now)
+    assert rest, "the burst spans several datagrams"
+    for data, _ in rest:  # the first is "lost": the others wait in aioquic's buffer
+        pair.endpoint.receive_datagram(data, addr, pair.now)
+    pair.endpoint.receive_datagram(first[0], addr, pair.now)  # ... until it comes again
+
+    def answered() -> int:
+        """Pongs the client got; its ACKs go back (the server's congestion window)."""
+        out = b""
+        for _ in range(10):
+            datagrams = pair.endpoint.datagrams_to_send(pair.now)
+            if not datagrams:
+                break
+            for data, _ in datagrams:
+                quic.receive_datagram(data, SERVER_ADDR, now=pair.now)
+            for event in iter(quic.next_event, None):
+                data = [e.data for e in h3.handle_event(event) if isinstance(e, DataReceived)]
+                out += b"".join(data)
+            pair.now += 0.03  # past the client's ACK delay
+            quic.handle_timer(pair.now)
+            for data, _ in quic.datagrams_to_send(now=pair.now):
+                pair.endpoint.receive_datagram(data, addr, pair.now)
+        return pongs(out)
+
+    count, turns = answered(), 1
+    assert count == FRAMES_PER_TURN
+    while stream.backlogged:
+        deadline = pair.endpoint.next_deadline(pair.now)
+        assert deadline is not None and deadline <= pair.now  # the driver comes back at once
+        assert stream.app_receive_nowait() is None  # the message is behind the pings
+        pair.endpoint.handle_timer(pair.now)
+        count += answered()
+        turns += 1
+    assert count == pings and turns == 4
+    assert stream.app_receive_nowait() == {"type": "websocket.receive", "text": "after"}
+
+
 def test_unknown_version_gets_version_negotiation(
     config: Config, tls_files: dict[str, str]
 ) -> None:

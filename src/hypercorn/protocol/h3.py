@@ -213,20 +213,25 @@ class H3Session:
             self._forget(stream_id, disconnect=True)
 
     def next_deadline(self, now: float) -> Optional[float]:
-        """The earliest WebSocket ping/close or drain deadline (QUIC's timers are aioquic's)."""
+        """The earliest WebSocket ping/close or drain deadline (QUIC's timers are aioquic's);
+        ``now`` while a WebSocket session has frames waiting for their turn: the backends'
+        timer is the QUIC driver's way to a later turn of the event loop."""
         if self._goaway_sent and not self._closed:
             return self._close_deadline
-        deadlines = [
-            stream.next_deadline(now)
-            for stream in self._streams.values()
-            if isinstance(stream, WSStream)
-        ]
+        deadlines = []
+        for stream in self._streams.values():
+            if isinstance(stream, WSStream):
+                if stream.backlogged:
+                    return now
+                deadlines.append(stream.next_deadline(now))
         return min((d for d in deadlines if d is not None), default=None)
 
     def handle_timer(self, now: float) -> None:
         self._now = now
         for stream in list(self._streams.values()):
             if isinstance(stream, WSStream):
+                if stream.backlogged:
+                    stream.process_backlog()
                 stream.handle_timer(now)
         self._check_done()
 

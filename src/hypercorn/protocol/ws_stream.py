@@ -122,9 +122,6 @@ class WSStream:
         self._fragment_size = 0
         self._unacknowledged = 0
         self._unparsed = False  # input may be waiting in wsproto's buffer (FRAMES_PER_TURN)
-        # Frames acted on per read: the QUIC driver has no later turns to give, so a session
-        # over HTTP/3 parses all it is given (bounded by QUIC's flow control).
-        self._budget = 0 if request.http_version == "3" else FRAMES_PER_TURN
         self._now = now
         self._next_ping: Optional[float] = None
         self._pong_deadline: Optional[float] = None
@@ -215,7 +212,7 @@ class WSStream:
         except LocalProtocolError:
             return
         if not self._unparsed:  # (else it waits its turn, behind what is already waiting)
-            self._parse(self._budget)
+            self._parse(FRAMES_PER_TURN)
 
     def _parse(self, budget: int) -> None:
         """Act on up to ``budget`` frames of what wsproto holds, stopping early once the
