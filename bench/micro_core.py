@@ -23,6 +23,7 @@ import cProfile
 import pstats
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,19 @@ async def measure(requests: int, runs: int, profile: bool, connections: bool = F
     one = one_connection if connections else one_request
     for _ in range(2000):  # warm-up
         await one()
+    return await best_time(one, requests, 1, runs, profile, transport)
+
+
+async def best_time(
+    one: Callable[[], Awaitable[None]],
+    calls: int,
+    per_call: int,
+    runs: int,
+    profile: bool,
+    transport: FakeTransport,
+) -> float:
+    """Microseconds per request of the best of ``runs`` runs of ``calls`` awaits of ``one``,
+    each answering ``per_call`` requests (with ``profile``, one run and cProfile's view)."""
     profiler = cProfile.Profile() if profile else None
     best = float("inf")
     for _ in range(1 if profile else runs):
@@ -102,15 +116,15 @@ async def measure(requests: int, runs: int, profile: bool, connections: bool = F
             profiler.enable()
         written = transport.written
         start = time.perf_counter()
-        for _ in range(requests):
+        for _ in range(calls):
             await one()
         best = min(best, time.perf_counter() - start)
         # every request answered (a closed connection would make this fast and wrong)
-        assert (transport.written - written) // requests > len(b"Hello, world!")
+        assert (transport.written - written) // (calls * per_call) > len(b"Hello, world!")
         if profiler is not None:
             profiler.disable()
             pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
-    return best / requests * 1e6
+    return best / (calls * per_call) * 1e6
 
 
 def h2_reads(batches: int, per_batch: int = 10) -> list[bytes]:
@@ -172,22 +186,7 @@ async def measure_h2(requests: int, runs: int, profile: bool) -> float:
 
     for _ in range(warm_up):
         await one_read()
-    profiler = cProfile.Profile() if profile else None
-    best = float("inf")
-    for _ in range(1 if profile else runs):
-        if profiler is not None:
-            profiler.enable()
-        written = transport.written
-        start = time.perf_counter()
-        for _ in range(batches):
-            await one_read()
-        best = min(best, time.perf_counter() - start)
-        # every request answered: at least its body went out
-        assert (transport.written - written) // (batches * 10) > len(b"Hello, world!")
-        if profiler is not None:
-            profiler.disable()
-            pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
-    return best / (batches * 10) * 1e6
+    return await best_time(one_read, batches, 10, runs, profile, transport)
 
 
 def measure_core(requests: int, runs: int) -> float:

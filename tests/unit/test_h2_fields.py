@@ -274,28 +274,25 @@ def test_malformed_request_is_a_stream_error_and_the_connection_goes_on(fields: 
     assert not pair.server.closed
 
 
-def test_malformed_trailers_reset_the_stream() -> None:
+@pytest.mark.parametrize(
+    ("trailers", "malformed"),
+    [([(b"x-checksum", b"1")], False), ([(b":path", b"/")], True), ([(b"te", b"x")], True)],
+)
+def test_request_trailers(trailers: Fields, malformed: bool) -> None:
     pair = lax_pair()
     stream_id = send(pair, [(b":method", b"POST"), *GET[1:]], end_stream=False)
     [stream] = pair.streams()
     pair.client.send_data(stream_id, b"body")
-    pair.client.send_headers(stream_id, [(b":path", b"/")], end_stream=True)
-    events = pair.exchange()
-    [reset] = of_type(events, h2.events.StreamReset)
-    assert reset.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
-    assert stream.disconnected and not pair.server.closed
-
-
-def test_well_formed_trailers_are_accepted() -> None:
-    pair = lax_pair()
-    stream_id = send(pair, [(b":method", b"POST"), *GET[1:]], end_stream=False)
-    [stream] = pair.streams()
-    pair.client.send_data(stream_id, b"body")
-    pair.client.send_headers(stream_id, [(b"x-checksum", b"1")], end_stream=True)
-    pair.exchange()
-    message = {"type": "http.request", "body": b"body", "more_body": False}
-    assert stream.app_receive_nowait() == message
-    assert not stream.disconnected
+    pair.client.send_headers(stream_id, trailers, end_stream=True)
+    resets = of_type(pair.exchange(), h2.events.StreamReset)
+    assert not pair.server.closed
+    if malformed:
+        assert [reset.error_code for reset in resets] == [h2.errors.ErrorCodes.PROTOCOL_ERROR]
+        assert stream.disconnected
+    else:
+        assert not resets and not stream.disconnected
+        message = {"type": "http.request", "body": b"body", "more_body": False}
+        assert stream.app_receive_nowait() == message
 
 
 def test_malformed_request_flood_uses_the_reset_budget() -> None:
