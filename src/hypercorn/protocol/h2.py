@@ -67,8 +67,9 @@ CONNECTION_HEADERS = frozenset(
 )
 
 
-def _fields(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """Validated header fields (build_and_validate_headers) without the ones HTTP/2 forbids."""
+def multiplexed_fields(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Validated header fields (build_and_validate_headers) without the ones HTTP/2 and HTTP/3
+    forbid (RFC 9113 section 8.2.2, RFC 9114 section 4.2), for any block sent."""
     return [(name, value) for name, value in headers if name not in CONNECTION_HEADERS]
 
 
@@ -159,7 +160,7 @@ class H2Connection:
             # h2 checks (and rewrites) outbound headers on every block; ours need neither:
             # names and values are validated by build_and_validate_headers when the
             # application sends them (lower case tokens, no pseudo-headers, no CR LF NUL,
-            # no surrounding whitespace), the pseudo-headers are ours, and _fields drops
+            # no surrounding whitespace), the pseudo-headers are ours, and multiplexed_fields drops
             # what HTTP/2 forbids. Inbound blocks are checked (and split Cookies joined) by
             # request_from_fields and check_trailers instead of h2.
             config=h2.config.H2Configuration(
@@ -476,7 +477,7 @@ class H2Connection:
         stream_id = event.stream_id
         if isinstance(event, Response):
             headers = [(b":status", str(event.status_code).encode("ascii"))]
-            headers += _fields(event.headers)
+            headers += multiplexed_fields(event.headers)
             self._h2.send_headers(stream_id, headers)
             if event.body or event.end:  # a response in one piece
                 outbox = self._outbox(stream_id)
@@ -491,12 +492,12 @@ class H2Connection:
             self._flush_outbox(stream_id)
         elif isinstance(event, Trailers):
             outbox = self._outbox(stream_id)
-            outbox.trailers = _fields(event.headers)
+            outbox.trailers = multiplexed_fields(event.headers)
             outbox.end = True
             self._flush_outbox(stream_id)
         elif isinstance(event, InformationalResponse):
             headers = [(b":status", str(event.status_code).encode("ascii"))]
-            headers += _fields(event.headers)
+            headers += multiplexed_fields(event.headers)
             self._h2.send_headers(stream_id, headers)
         elif isinstance(event, ServerPush):
             self._push(event)
@@ -584,13 +585,13 @@ class H2Connection:
             (b":path", event.path),
             (b":authority", authority),
             (b":scheme", scheme),
-            *_fields(event.headers),
+            *multiplexed_fields(event.headers),
         ]
         try:
             self._h2.push_stream(event.stream_id, promised, request_headers)
         except h2.exceptions.ProtocolError:
             return  # e.g. the client refused more streams
-        headers = [(b"host", authority), *_fields(event.headers)]
+        headers = [(b"host", authority), *multiplexed_fields(event.headers)]
         self._start_stream(promised, Request(promised, headers, "2", "GET", event.path), ended=True)
 
     def _close(self, code: h2.errors.ErrorCodes) -> None:

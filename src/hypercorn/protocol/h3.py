@@ -40,7 +40,6 @@ from aioquic.quic.events import (
 from aioquic.quic.packet import QuicFrameType
 from aioquic.quic.packet_builder import QuicPacketBuilder
 
-from ..utils import filter_pseudo_headers
 from .errors import MalformedRequest
 from .events import (
     Body,
@@ -55,7 +54,7 @@ from .events import (
     StreamClosed,
     Trailers,
 )
-from .h2 import CONNECTION_HEADERS
+from .h2 import multiplexed_fields
 from .http_stream import HTTPStream, request_from_fields
 from .ws_stream import AnyStream, WSStream
 
@@ -337,9 +336,7 @@ class H3Session:
         stream_id = event.stream_id
         if isinstance(event, (Response, InformationalResponse)):
             headers = [(b":status", str(event.status_code).encode("ascii"))]
-            headers += [
-                (name, value) for name, value in event.headers if name not in CONNECTION_HEADERS
-            ]
+            headers += multiplexed_fields(event.headers)
             self._send(lambda h3: h3.send_headers(stream_id, headers))
             if type(event) is Response:  # a response in one piece: its body and end
                 if event.body:
@@ -354,7 +351,8 @@ class H3Session:
             self._send(lambda h3: h3.send_data(stream_id, b"", True))
             self._maybe_forget(stream_id)
         elif isinstance(event, Trailers):
-            self._send(lambda h3: h3.send_headers(stream_id, event.headers, True))
+            trailers = multiplexed_fields(event.headers)
+            self._send(lambda h3: h3.send_headers(stream_id, trailers, True))
             self._maybe_forget(stream_id)
         elif isinstance(event, ServerPush):
             self._push(event)
@@ -387,13 +385,13 @@ class H3Session:
             (b":scheme", b"https"),
             (b":authority", authority),
             (b":path", event.path),
-            *filter_pseudo_headers(event.headers),
+            *multiplexed_fields(event.headers),
         ]
         try:
             promised = self.h3.send_push_promise(event.stream_id, request_headers)
         except (H3Error, AssertionError, ValueError):
             return  # the client has not allowed pushes (MAX_PUSH_ID), or no more of them
-        headers = [(b"host", authority), *filter_pseudo_headers(event.headers)]
+        headers = [(b"host", authority), *multiplexed_fields(event.headers)]
         self._start_stream(Request(promised, headers, "3", "GET", event.path), ended=True)
 
     def _maybe_forget(self, stream_id: int) -> None:
