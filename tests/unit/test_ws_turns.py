@@ -162,3 +162,36 @@ def test_h2_taking_a_message_parses_the_next_ones() -> None:
         texts.append(message["text"])
         assert stream.queued <= 4
     assert texts == [str(i) for i in range(count)]
+
+
+# ---------------------------------------------------------------- keep-alive pings
+@pytest.mark.parametrize("parser", ["h11", "httptools"])
+def test_a_pong_behind_a_full_queue_is_not_a_ping_timeout(parser: str) -> None:
+    """The server stops reading while the application's queue is full, so the client's
+    pong can wait behind its messages; the ping timeout only ends a peer that went silent."""
+    conn, stream = session(
+        parser, max_app_queue_size=2, websocket_ping_interval=1.0, websocket_ping_timeout=1.0
+    )
+    conn.handle_timer(1.0)  # the first ping goes out
+    assert b"\x89\x09hypercorn" in conn.data_to_send()
+    pong = bytes((0x8A, 0x80 | 9)) + b"\x00" * 4 + b"hypercorn"  # (a zero mask)
+    messages = b"".join(client_frame(0x1, b"%d" % i) for i in range(5))
+    conn.receive_data(messages + pong, 1.5)
+    assert stream.queued == 2 and not conn.wants_read  # full: the pong waits, unread
+    conn.handle_timer(2.5)  # past the pong deadline
+    assert not stream.complete and not conn.closed
+    texts = []
+    while (message := stream.app_receive_nowait()) is not None:
+        texts.append(message["text"])
+    assert texts == ["0", "1", "2", "3", "4"]
+    conn.handle_timer(3.0)  # the pong was read with the messages: the next ping, no timeout
+    assert not stream.complete
+
+
+@pytest.mark.parametrize("parser", ["h11", "httptools"])
+def test_a_silent_peer_still_gets_a_ping_timeout(parser: str) -> None:
+    conn, stream = session(parser, websocket_ping_interval=1.0, websocket_ping_timeout=1.0)
+    conn.handle_timer(1.0)
+    conn.handle_timer(2.5)
+    assert stream.complete
+    assert b"\x88" in conn.data_to_send()  # a close frame (1011)

@@ -525,6 +525,11 @@ class WSStream:
             self._close_deadline = None
             self._finish()  # the peer never answered our close frame
         elif self._pong_deadline is not None and now >= self._pong_deadline:
+            if self._unparsed or len(self._inbox) >= self.config.max_app_queue_size:
+                # We are not reading the peer (its application's queue is full): its pong may
+                # be waiting behind the messages. Not reading is not the peer's silence.
+                self._pong_deadline = now + (self.config.websocket_ping_timeout or 0.0)
+                return
             self._pong_deadline = self._next_ping = None
             self._disconnect(1006, "ping timeout")  # for the app: the connection was lost
             self._close(1011, "ping timeout")
