@@ -50,7 +50,8 @@ class ProtocolConnection(Protocol):
     def backlogged(self) -> bool:
         """True when part of what was read is held back for the next turn of the event loop,
         so that one connection's burst of small frames does not keep every other connection
-        waiting (``wants_read`` is False meanwhile). The backend then calls
+        waiting (``wants_read`` is False meanwhile, except on HTTP/2 for a WebSocket
+        session's backlog: flow control holds that client back). The backend then calls
         :meth:`process_backlog` on a later turn, unless its writes are paused: a client that
         does not read its answers is not read for either."""
 

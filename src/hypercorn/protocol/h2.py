@@ -50,7 +50,7 @@ from .events import (
     Trailers,
 )
 from .hpack_encoder import HeaderEncoder
-from .http_stream import HTTPStream, check_trailers, request_from_fields
+from .http_stream import CONNECTION_SPECIFIC, HTTPStream, check_trailers, request_from_fields
 from .selection import H2_PREFACE
 from .ws_stream import FRAMES_PER_TURN, AnyStream, WSStream
 
@@ -62,9 +62,7 @@ RESET_BUDGET = 200
 RESET_WINDOW = 10.0
 # Response headers that are connection-specific in HTTP/1.1 and forbidden in HTTP/2
 # (RFC 9113 section 8.2.2; TE, allowed in requests only, means nothing in a response).
-CONNECTION_HEADERS = frozenset(
-    (b"connection", b"keep-alive", b"proxy-connection", b"te", b"transfer-encoding", b"upgrade")
-)
+CONNECTION_HEADERS = CONNECTION_SPECIFIC | {b"te"}
 
 
 def multiplexed_fields(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

@@ -86,7 +86,9 @@ _FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x40\x5b-\x7e]+")  # no upper case, n
 _BAD_VALUE = re.compile(rb"[\x00\n\r]|\A[\t ]|[\t ]\Z")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _REQUEST_PSEUDO = frozenset((b":authority", b":method", b":path", b":protocol", b":scheme"))
-_CONNECTION_SPECIFIC = frozenset(
+# Connection-specific fields, malformed in HTTP/2 and HTTP/3 (RFC 9113 section 8.2.2, RFC 9114
+# section 4.2); TE is the exception, allowed in requests as "trailers".
+CONNECTION_SPECIFIC = frozenset(
     (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
 )
 
@@ -98,7 +100,7 @@ def check_field(name: bytes, value: bytes) -> None:
         raise MalformedRequest(f"invalid field name {name!r}")
     if value and _BAD_VALUE.search(value) is not None:
         raise MalformedRequest(f"invalid value for {name!r}")
-    if name in _CONNECTION_SPECIFIC or (name == b"te" and value.lower() != b"trailers"):
+    if name in CONNECTION_SPECIFIC or (name == b"te" and value.lower() != b"trailers"):
         raise MalformedRequest(f"connection-specific field {name!r}")
 
 
