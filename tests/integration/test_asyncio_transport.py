@@ -194,21 +194,30 @@ def h2_get(client: h2.connection.H2Connection) -> int:
     return stream_id
 
 
+async def open_h2() -> tuple[TCPServer, FakeTransport, h2.connection.H2Connection]:
+    """A hello-world server connection whose h2 client has exchanged SETTINGS (and the
+    ACK) with it; nothing written counted yet."""
+    config = Config()
+    protocol = TCPServer(wrap_app(hello_app, 1024), config, WorkerContext(config))
+    transport = FakeTransport(protocol)
+    protocol.connection_made(transport)
+    client = h2_client()
+    protocol.data_received(client.data_to_send())
+    await settle()
+    client.receive_data(bytes(transport.written))  # the server's SETTINGS
+    protocol.data_received(client.data_to_send())  # (its SETTINGS ACK)
+    await settle()
+    transport.written.clear()
+    transport.writes = 0
+    return protocol, transport, client
+
+
 def test_http2_responses_to_one_read_leave_in_one_write() -> None:
     """Ten requests in one read are answered in one write, not ten: a multiplexed
     connection's output is gathered until the end of the event loop's turn."""
 
     async def main() -> None:
-        config = Config()
-        protocol = TCPServer(wrap_app(hello_app, 1024), config, WorkerContext(config))
-        transport = FakeTransport(protocol)
-        protocol.connection_made(transport)
-        client = h2_client()
-        protocol.data_received(client.data_to_send())
-        await settle()
-        client.receive_data(bytes(transport.written))  # the server's SETTINGS
-        transport.written.clear()
-        transport.writes = 0
+        protocol, transport, client = await open_h2()
         streams = [h2_get(client) for _ in range(10)]
         protocol.data_received(client.data_to_send())
         await settle()
@@ -252,17 +261,7 @@ def test_http2_a_read_of_many_frames_yields_to_other_connections() -> None:
     writes are paused (a client that does not read its answers is not read either)."""
 
     async def main() -> None:
-        config = Config()
-        protocol = TCPServer(wrap_app(hello_app, 1024), config, WorkerContext(config))
-        transport = FakeTransport(protocol)
-        protocol.connection_made(transport)
-        client = h2_client()
-        protocol.data_received(client.data_to_send())
-        await settle()
-        client.receive_data(bytes(transport.written))
-        protocol.data_received(client.data_to_send())  # (its SETTINGS ACK)
-        await settle()
-        transport.written.clear()
+        protocol, transport, client = await open_h2()
 
         def acks() -> int:
             events = client.receive_data(bytes(transport.written))
