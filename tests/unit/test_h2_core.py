@@ -378,6 +378,30 @@ def test_idle_connection_closed_with_goaway_after_keep_alive_timeout() -> None:
     )
 
 
+def test_keep_alive_timeout_counts_from_the_last_stream() -> None:
+    """A request answered within the read that brought it (the driver never sees a stream
+    open) still ends the idle period: the connection stays open for keep_alive_timeout after
+    it, not after the first time the connection was idle."""
+    pair = Pair(keep_alive_timeout=5)
+    assert pair.server.next_deadline(1.0) == 5.0
+    for now in (4.0, 8.0):
+        pair.client.send_headers(
+            pair.client.get_next_available_stream_id(),
+            [(b":method", b"GET"), (b":path", b"/"), (b":scheme", b"http"), (b":authority", b"a")],
+            end_stream=True,
+        )
+        pair.server.receive_data(pair.client.data_to_send(), now)
+        [stream] = pair.streams()
+        respond(stream)
+        stream.app_finished()
+        pair.exchange(now)
+        assert pair.server.next_deadline(now) == now + 5
+    pair.server.handle_timer(12.0)
+    assert not pair.server.closed
+    pair.server.handle_timer(13.0)
+    assert pair.server.closed
+
+
 def test_finished_streams_are_forgotten() -> None:
     pair = Pair()
     for _ in range(50):

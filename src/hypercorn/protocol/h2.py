@@ -311,7 +311,6 @@ class H2Connection:
         if self.closed:
             return None
         if self._streams:
-            self._idle_since = None
             deadlines = [
                 stream.next_deadline(now)
                 for stream in self._streams.values()
@@ -393,6 +392,7 @@ class H2Connection:
         self, stream_id: int, request: Request, ended: bool, websocket: bool = False
     ) -> None:
         self._requests += 1
+        self._idle_since = None  # idle again from the first deadline asked once it is done
         stream: AnyStream
         if websocket:
             stream = self._websockets[stream_id] = WSStream(
