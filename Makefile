@@ -93,7 +93,7 @@ clean:
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -p no:cacheprovider --timeout=0 -q \
 		tests/unit/test_fuzz_core.py tests/unit/test_h1_differential.py tests/unit/test_h11_core.py \
-		tests/unit/test_hpack_encoder.py
+		tests/unit/test_hpack_encoder.py tests/unit/test_hpack_decoder.py
 
 # 10 minutes of mixed HTTP/1.1, HTTP/2 and WebSocket traffic with random disconnects against
 # a real server; fails if its RSS or open files grow after warm-up or its log shows errors.

@@ -23,6 +23,7 @@ COMPILED = [
     "hypercorn/protocol/http_stream.py",
     "hypercorn/protocol/connection.py",
     "hypercorn/protocol/hpack_encoder.py",
+    "hypercorn/protocol/hpack_decoder.py",
     "hypercorn/protocol/h2.py",
     "hypercorn/asyncio/tcp_server.py",
 ]

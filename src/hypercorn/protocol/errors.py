@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import h2.errors
+import h2.exceptions
+
 
 class ProtocolError(Exception):
     """The peer broke the protocol. ``status`` is the HTTP status to answer with (when a
@@ -21,6 +24,15 @@ class ProtocolError(Exception):
 class MalformedRequest(ProtocolError):
     """An HTTP/2 or HTTP/3 request header block the RFCs call malformed: a stream error
     (PROTOCOL_ERROR, H3_MESSAGE_ERROR)."""
+
+
+class HeaderBlockError(h2.exceptions.ProtocolError):
+    """An HTTP/2 header block that cannot be decoded (``hpack_decoder``): RFC 9113 section 4.3
+    makes it a connection error of type COMPRESSION_ERROR. An h2 ``ProtocolError``, not an
+    hpack error, so that h2 ends the connection with this code (it would wrap an hpack error
+    in a PROTOCOL_ERROR)."""
+
+    error_code = h2.errors.ErrorCodes.COMPRESSION_ERROR
 
 
 class ClientDisconnected(OSError):

@@ -49,6 +49,7 @@ from .events import (
     StreamClosed,
     Trailers,
 )
+from .hpack_decoder import HeaderDecoder
 from .hpack_encoder import HeaderEncoder
 from .http_stream import CONNECTION_SPECIFIC, HTTPStream, check_trailers, request_from_fields
 from .selection import H2_PREFACE
@@ -182,7 +183,9 @@ class H2Connection:
         # h2 enforces these from its own copies, which only follow *changes* to the settings;
         # set them so the configured limits really apply.
         self._h2.max_inbound_frame_size = config.h2_max_inbound_frame_size
-        self._h2.decoder.max_header_list_size = config.h2_max_header_list_size
+        # Request headers are decoded by our compiled decoder (see hpack_decoder); h2 calls
+        # decode() and sets max_header_list_size and max_allowed_table_size.
+        self._h2.decoder = HeaderDecoder(config.h2_max_header_list_size)  # type: ignore[assignment]
         # Response headers are encoded without the dynamic table, each field once per
         # process (see hpack_encoder); h2 calls only encode() and sets header_table_size.
         self._h2.encoder = HeaderEncoder()  # type: ignore[assignment]

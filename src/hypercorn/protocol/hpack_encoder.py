@@ -16,7 +16,7 @@ Table size: the block after any change to the peer's SETTINGS_HEADER_TABLE_SIZE 
 first block of the connection) starts with a dynamic table size update to 0 (section 6.3),
 which is never above any limit the peer can set and tells it our table is empty.
 
-The decoder side (requests) stays hpack's, which is stateful by nature.
+The decoder side (requests, stateful by nature) is ``hpack_decoder``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,181 @@
+"""The HTTP/2 connection's header decoder: HPACK (RFC 7541) for the blocks clients send.
+
+h2 decodes with hpack's decoder, which spends most of a request block's time on Python
+around the bytes: a sliced memoryview, a ``HeaderTuple`` and a debug-level log call per
+field, each dynamic-table lookup through two methods. This decoder does the same job in one
+loop over the block and is compiled with the protocol core (mypyc). h2 keeps using it
+through the part of hpack's ``Decoder`` interface it calls: ``decode(block, raw=True)``,
+``max_header_list_size`` and ``max_allowed_table_size`` (the adapter installs it on each
+connection). Errors are hpack's exceptions, which h2 turns into a connection error.
+
+What it enforces, as hpack does (``tests/unit/test_hpack_decoder.py`` holds the two to the
+same results, and to RFC 7541 Appendix C):
+- an index of 0 or past the dynamic table is an error (section 2.3.3);
+- a dynamic table size update only before the block's first field (section 4.2) and never
+  above ``max_allowed_table_size``, the SETTINGS_HEADER_TABLE_SIZE the peer acknowledged;
+  after a block the table must fit that setting (a peer that did not shrink it is wrong);
+- an entry larger than the whole table empties it (section 4.4);
+- integers of at most five continuation octets (section 5.1 lets a decoder limit them);
+- truncated integers and strings, and Huffman strings with EOS or bad padding (section
+  5.2, decoded by hpack's own ``decode_huffman``), are errors;
+- the decoded list, counted as RFC 7541's entry sizes (name + value + 32), may not exceed
+  ``max_header_list_size``: checked field by field, so a small block that expands to a huge
+  list (a "HPACK bomb") stops at the limit.
+
+Fields never to be indexed (section 6.2.3) come back as plain tuples, like the rest: a
+server hands them to its application, it does not re-encode them.
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+from hpack.exceptions import HPACKDecodingError, OversizedHeaderListError
+from hpack.huffman_table import decode_huffman
+from hpack.table import HeaderTable
+
+from .errors import HeaderBlockError
+
+Field = tuple[bytes, bytes]
+
+# Index 0 is not a field (section 2.3.3); the static table is 1..61 (Appendix A).
+_STATIC: list[Field] = [(b"", b""), *HeaderTable.STATIC_TABLE]
+_STATIC_LAST = len(_STATIC) - 1
+ENTRY_OVERHEAD = 32  # section 4.1
+DEFAULT_TABLE_SIZE = 4096  # SETTINGS_HEADER_TABLE_SIZE's initial value (RFC 9113 6.5.2)
+_MAX_SHIFT = 28  # five continuation octets: 7 * 4 bits shifted before the last
+
+
+class HeaderDecoder:
+    """One connection's HPACK decoding context (its dynamic table)."""
+
+    def __init__(self, max_header_list_size: int = 65536) -> None:
+        self.max_header_list_size = max_header_list_size
+        self.max_allowed_table_size = DEFAULT_TABLE_SIZE
+        self._table_size = DEFAULT_TABLE_SIZE  # the size the peer's encoder last set
+        self._entries: list[Field] = []  # the dynamic table, newest last
+        self._used = 0  # sum of the entries' sizes
+
+    @property
+    def header_table_size(self) -> int:
+        return self._table_size
+
+    @property
+    def dynamic_entries(self) -> list[Field]:
+        """The dynamic table, newest first (index 62 first)."""
+        return self._entries[::-1]
+
+    def decode(self, data: Union[bytes, bytearray, memoryview], raw: bool = True) -> list[Field]:
+        if not raw:
+            raise ValueError("HeaderDecoder decodes to bytes only (raw=True)")
+        block = data if isinstance(data, bytes) else bytes(data)
+        end = len(block)
+        fields: list[Field] = []
+        inflated = 0
+        limit = self.max_header_list_size
+        pos = 0
+        while pos < end:
+            first = block[pos]
+            if first & 0x80:  # indexed field (6.1)
+                index, pos = _integer(block, pos, 0x7F)
+                field = self._field(index)
+            elif first & 0x40 or not first & 0x20:  # literal (6.2.1, 6.2.2, 6.2.3)
+                index, pos = _integer(block, pos, 0x3F if first & 0x40 else 0x0F)
+                if index:
+                    name = self._field(index)[0]
+                else:
+                    name, pos = _string(block, pos)
+                value, pos = _string(block, pos)
+                field = (name, value)
+                if first & 0x40:
+                    self._add(field)
+            else:  # dynamic table size update (6.3)
+                if fields:
+                    raise HeaderBlockError("Table size update not at the start of the block")
+                size, pos = _integer(block, pos, 0x1F)
+                if size > self.max_allowed_table_size:
+                    raise HeaderBlockError("Encoder exceeded max allowable table size")
+                self._table_size = size
+                self._evict()
+                continue
+            fields.append(field)
+            inflated += len(field[0]) + len(field[1]) + ENTRY_OVERHEAD
+            if inflated > limit:
+                raise OversizedHeaderListError(
+                    f"A header list larger than {limit} has been received"
+                )
+        if self._table_size > self.max_allowed_table_size:
+            raise HeaderBlockError("Encoder did not shrink table size to within the max")
+        return fields
+
+    def _field(self, index: int) -> Field:
+        if 0 < index <= _STATIC_LAST:
+            return _STATIC[index]
+        dynamic = index - _STATIC_LAST  # 1 is the newest entry
+        if index <= 0 or dynamic > len(self._entries):
+            raise HeaderBlockError(f"Invalid table index {index}")
+        return self._entries[-dynamic]
+
+    def _add(self, field: Field) -> None:
+        size = len(field[0]) + len(field[1]) + ENTRY_OVERHEAD
+        if size > self._table_size:
+            self._entries.clear()
+            self._used = 0
+            return
+        self._entries.append(field)
+        self._used += size
+        self._evict()
+
+    def _evict(self) -> None:
+        used = self._used
+        if used <= self._table_size:
+            return
+        entries = self._entries
+        dropped = 0
+        while used > self._table_size:
+            name, value = entries[dropped]
+            used -= len(name) + len(value) + ENTRY_OVERHEAD
+            dropped += 1
+        del entries[:dropped]
+        self._used = used
+
+
+def _integer(block: bytes, pos: int, mask: int) -> tuple[int, int]:
+    """The integer with a ``mask``-wide prefix at ``pos`` (section 5.1), and the position
+    after it."""
+    if pos >= len(block):
+        raise HeaderBlockError("Truncated header block")
+    value = block[pos] & mask
+    pos += 1
+    if value < mask:
+        return value, pos
+    shift = 0
+    while True:
+        if pos >= len(block):
+            raise HeaderBlockError("Truncated integer in header block")
+        octet = block[pos]
+        pos += 1
+        value += (octet & 0x7F) << shift
+        if not octet & 0x80:
+            return value, pos
+        shift += 7
+        if shift > _MAX_SHIFT:
+            raise HeaderBlockError("Variable integer representation is too long")
+
+
+def _string(block: bytes, pos: int) -> tuple[bytes, int]:
+    """The string literal at ``pos`` (section 5.2), and the position after it."""
+    if pos >= len(block):
+        raise HeaderBlockError("Truncated header block")
+    huffman = block[pos] & 0x80
+    length, pos = _integer(block, pos, 0x7F)
+    end = pos + length
+    if end > len(block):
+        raise HeaderBlockError("Truncated header block")
+    octets = block[pos:end]
+    if not huffman:
+        return octets, end
+    try:
+        return decode_huffman(octets), end
+    except HPACKDecodingError as error:  # EOS or bad padding
+        raise HeaderBlockError(str(error)) from error
