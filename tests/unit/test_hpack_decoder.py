@@ -218,8 +218,8 @@ def test_the_adapter_decodes_with_it_and_answers_a_bad_block_with_compression_er
     pair.request(b"/a")
     [stream] = pair.streams()
     assert stream.scope["path"] == "/a"
-    # a HEADERS frame whose block refers to a dynamic entry that does not exist
-    frame = bytes.fromhex("000002010500000003") + b"\x82\xff"  # cut integer
+    # HEADERS on stream 3 (END_STREAM, END_HEADERS) whose block ends inside an integer
+    frame = bytes.fromhex("000002010500000003") + b"\x82\xff"
     pair.server.receive_data(frame, 0.0)
     [goaway] = of_type(
         pair.client.receive_data(pair.server.data_to_send()), h2.events.ConnectionTerminated

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import h2.errors
-import h2.exceptions
-
 
 class ProtocolError(Exception):
     """The peer broke the protocol. ``status`` is the HTTP status to answer with (when a
@@ -26,13 +23,12 @@ class MalformedRequest(ProtocolError):
     (PROTOCOL_ERROR, H3_MESSAGE_ERROR)."""
 
 
-class HeaderBlockError(h2.exceptions.ProtocolError):
+class HeaderBlockError(ProtocolError):
     """An HTTP/2 header block that cannot be decoded (``hpack_decoder``): RFC 9113 section 4.3
-    makes it a connection error of type COMPRESSION_ERROR. An h2 ``ProtocolError``, not an
-    hpack error, so that h2 ends the connection with this code (it would wrap an hpack error
-    in a PROTOCOL_ERROR)."""
+    makes it a connection error of type COMPRESSION_ERROR. h2 does not catch it (it would
+    have wrapped an hpack error in a PROTOCOL_ERROR); the adapter ends the connection."""
 
-    error_code = h2.errors.ErrorCodes.COMPRESSION_ERROR
+    h2_code = 0x9  # COMPRESSION_ERROR
 
 
 class ClientDisconnected(OSError):

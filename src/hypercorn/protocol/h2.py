@@ -35,7 +35,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
-from .errors import MalformedRequest
+from .errors import HeaderBlockError, MalformedRequest
 from .events import (
     Body,
     Data,
@@ -258,6 +258,11 @@ class H2Connection:
             events = self._h2.receive_data(data)
         except h2.exceptions.ProtocolError:
             # h2 has already queued a GOAWAY with the matching error code.
+            self._goaway_sent = True
+            self.connection_lost()
+            return
+        except HeaderBlockError as error:  # from our decoder, before h2 changed any state
+            self._h2.close_connection(error.h2_code)
             self._goaway_sent = True
             self.connection_lost()
             return

@@ -6,7 +6,11 @@ field, each dynamic-table lookup through two methods. This decoder does the same
 loop over the block and is compiled with the protocol core (mypyc). h2 keeps using it
 through the part of hpack's ``Decoder`` interface it calls: ``decode(block, raw=True)``,
 ``max_header_list_size`` and ``max_allowed_table_size`` (the adapter installs it on each
-connection). Errors are hpack's exceptions, which h2 turns into a connection error.
+connection). A block that cannot be decoded raises ``HeaderBlockError``, which h2 lets
+through and the adapter answers with GOAWAY COMPRESSION_ERROR (RFC 9113 section 4.3;
+hpack's errors, wrapped by h2, became PROTOCOL_ERROR); a list past ``max_header_list_size``
+raises hpack's ``OversizedHeaderListError``, which h2 answers with ENHANCE_YOUR_CALM, as
+before.
 
 What it enforces, as hpack does (``tests/unit/test_hpack_decoder.py`` holds the two to the
 same results, and to RFC 7541 Appendix C):
