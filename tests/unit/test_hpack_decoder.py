@@ -10,12 +10,13 @@ import h2.events
 import hpack
 import pytest
 from hpack.exceptions import HPACKDecodingError, OversizedHeaderListError
+from hpack.huffman_table import decode_huffman
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from hypercorn.protocol.errors import HeaderBlockError
-from hypercorn.protocol.hpack_decoder import HeaderDecoder
-from hypercorn.protocol.hpack_encoder import encode_integer
+from hypercorn.protocol.hpack_decoder import HeaderDecoder, huffman_decode
+from hypercorn.protocol.hpack_encoder import _HUFFMAN, encode_integer
 
 from ..conftest import examples
 from .test_h2_core import Pair, of_type
@@ -157,6 +158,35 @@ def test_same_outcome_as_hpack_for_damaged_blocks(
 @given(st.lists(st.binary(max_size=40), min_size=1, max_size=4))
 def test_same_outcome_as_hpack_for_random_octets(blocks: list[bytes]) -> None:
     assert_same(blocks, max_header_list_size=500, allowed=256)
+
+
+@settings(max_examples=examples(1000), deadline=None)
+@given(st.binary(max_size=300))
+def test_huffman_round_trip(octets: bytes) -> None:
+    assert huffman_decode(_HUFFMAN.encode(octets)) == octets
+
+
+@settings(max_examples=examples(3000), deadline=None)
+@given(st.binary(max_size=12))
+@example(b"\xff")  # eight bits of padding
+@example(b"\xfe")  # padding that is not EOS's first bits
+@example(b"\xff\xff\xff\xfc")  # EOS itself (30 ones), then two bits of padding
+# EOS, then bits that would decode if it went unnoticed (a table entry stops at EOS, so the
+# rest of its four bits are dropped; after 29 ones, 0 is octet 22; then 7 bits of padding):
+@example(bytes.fromhex("ffffffff7f"))  # EOS ends in the second half of an octet
+@example(bytes.fromhex("07fffffff7"))  # ... in the first half ('0', 00000, before it)
+@example(b"\x1f")  # '0' (00000) then three bits of padding
+def test_huffman_same_outcome_as_hpack(octets: bytes) -> None:
+    """Any octets: the same string as hpack's decoder, or an error where it has one."""
+    try:
+        expected: object = decode_huffman(octets)
+    except HPACKDecodingError:
+        expected = "error"
+    try:
+        outcome: object = huffman_decode(octets)
+    except HeaderBlockError:
+        outcome = "error"
+    assert outcome == expected
 
 
 @pytest.mark.parametrize(

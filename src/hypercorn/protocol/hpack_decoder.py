@@ -20,8 +20,8 @@ same results, and to RFC 7541 Appendix C):
   after a block the table must fit that setting (a peer that did not shrink it is wrong);
 - an entry larger than the whole table empties it (section 4.4);
 - integers of at most five continuation octets (section 5.1 lets a decoder limit them);
-- truncated integers and strings, and Huffman strings with EOS or bad padding (section
-  5.2, decoded by hpack's own ``decode_huffman``), are errors;
+- truncated integers and strings, and Huffman-coded strings holding EOS or ending in
+  padding that is longer than seven bits or not EOS's first bits (section 5.2), are errors;
 - the decoded list, counted as RFC 7541's entry sizes (name + value + 32), may not exceed
   ``max_header_list_size``: checked field by field, so a small block that expands to a huge
   list (a "HPACK bomb") stops at the limit.
@@ -34,8 +34,8 @@ from __future__ import annotations
 
 from typing import Union
 
-from hpack.exceptions import HPACKDecodingError, OversizedHeaderListError
-from hpack.huffman_table import decode_huffman
+from hpack.exceptions import OversizedHeaderListError
+from hpack.huffman_constants import REQUEST_CODES, REQUEST_CODES_LENGTH
 from hpack.table import HeaderTable
 
 from .errors import HeaderBlockError
@@ -177,9 +177,76 @@ def _string(block: bytes, pos: int) -> tuple[bytes, int]:
     if end > len(block):
         raise HeaderBlockError("Truncated header block")
     octets = block[pos:end]
-    if not huffman:
-        return octets, end
-    try:
-        return decode_huffman(octets), end
-    except HPACKDecodingError as error:  # EOS or bad padding
-        raise HeaderBlockError(str(error)) from error
+    return (huffman_decode(octets) if huffman else octets), end
+
+
+# Huffman decoding (section 5.2, the code of Appendix B) four bits at a time. The code's
+# tree has 257 leaves (256 octets and EOS) and 256 inner nodes; a state is an inner node
+# (0 the root). Four bits from any state complete at most one symbol (the shortest code is
+# five bits long), so one table entry per state and nibble says where the walk ends and
+# what it emitted: the next state times 16 in bits 0-11 (the index of its row), the octet
+# in bits 12-19 with bit 20 set when there is one (so such entries are >= _EMITS), or -1
+# when the walk reached EOS, which must not appear in a string. A string may end only at
+# the root or within seven bits of it along the all-ones path (EOS's first bits: padding).
+_EMITS = 1 << 12
+_EMITTED = 1 << 20
+
+
+def _huffman_tables() -> tuple[list[int], frozenset[int]]:
+    children: list[list[int]] = [[-1, -1]]  # inner nodes; a leaf is stored as -1 - symbol
+    for symbol in range(257):
+        code, length = REQUEST_CODES[symbol], REQUEST_CODES_LENGTH[symbol]
+        node = 0
+        for shift in range(length - 1, 0, -1):
+            bit = (code >> shift) & 1
+            if children[node][bit] == -1:
+                children[node][bit] = len(children)
+                children.append([-1, -1])
+            node = children[node][bit]
+        children[node][code & 1] = -1 - symbol
+    fsm: list[int] = []
+    for state in range(len(children)):
+        for nibble in range(16):
+            node, emitted = state, 0
+            for shift in (3, 2, 1, 0):
+                child = children[node][(nibble >> shift) & 1]
+                if child >= 0:
+                    node = child
+                    continue
+                if child == -1 - 256:  # EOS
+                    emitted = -1
+                    break
+                emitted = _EMITTED | (-1 - child) << 12
+                node = 0
+            fsm.append(-1 if emitted < 0 else emitted | node << 4)
+    end_rows = []  # the root and the first seven nodes of the all-ones path, as rows
+    node = 0
+    for _ in range(8):
+        end_rows.append(node << 4)
+        node = children[node][1]
+    return fsm, frozenset(end_rows)
+
+
+_FSM, _END_ROWS = _huffman_tables()
+
+
+def huffman_decode(octets: bytes) -> bytes:
+    """A Huffman-coded string literal's octets (section 5.2)."""
+    fsm = _FSM
+    out = bytearray()
+    row = 0
+    for octet in octets:
+        entry = fsm[row | octet >> 4]
+        if entry >= _EMITS:
+            out.append(entry >> 12 & 0xFF)
+        elif entry < 0:
+            raise HeaderBlockError("EOS in a Huffman-coded string")
+        entry = fsm[(entry & 0xFFF) | octet & 0x0F]
+        if entry >= _EMITS:
+            out.append(entry >> 12 & 0xFF)
+        elif entry < 0:
+            raise HeaderBlockError("EOS in a Huffman-coded string")
+        row = entry & 0xFFF
+    if row not in _END_ROWS:
+        raise HeaderBlockError("Huffman-coded string with invalid padding")
+    return bytes(out)
