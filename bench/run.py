@@ -101,6 +101,18 @@ def venv_python(name: str) -> Path:
     return python
 
 
+def cpu_model() -> str:
+    """The CPU's name as the kernel reports it (a VM's host can change between runs)."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "CPU model unknown"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -415,7 +427,8 @@ def main() -> int:
     print(
         f"\n{options.rounds} interleaved rounds of {options.duration}s per server, one worker "
         f"on CPU 0, the load generator on CPU 1 ({time.strftime('%Y-%m-%d')}, "
-        f"{os.cpu_count()} CPUs, {version.strip()}, {ours.strip()}). Rates are requests/s "
+        f"{os.cpu_count()} CPUs ({cpu_model()}), {version.strip()}, {ours.strip()}). Rates are "
+        "requests/s "
         f"(messages/s for websocket); the ratio is hypercorn's rate over the server's.\n"
     )
     print(
