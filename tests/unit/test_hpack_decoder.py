@@ -61,7 +61,7 @@ def test_a_table_size_update_with_a_multi_octet_integer() -> None:
     assert decoder.header_table_size == 31
 
 
-def hpack_outcome(decoder: Union[hpack.Decoder, HeaderDecoder], block: bytes) -> object:
+def outcome_of(decoder: Union[hpack.Decoder, HeaderDecoder], block: bytes) -> object:
     """The fields decoded, or which kind of error (the only difference h2 makes)."""
     try:
         return [tuple(field) for field in decoder.decode(block, raw=True)]
@@ -71,22 +71,16 @@ def hpack_outcome(decoder: Union[hpack.Decoder, HeaderDecoder], block: bytes) ->
         return "error"
 
 
-def both(max_header_list_size: int, allowed: int) -> tuple[hpack.Decoder, HeaderDecoder]:
-    theirs = hpack.Decoder(max_header_list_size)
-    ours = HeaderDecoder(max_header_list_size)
-    theirs.max_allowed_table_size = ours.max_allowed_table_size = allowed
-    return theirs, ours
-
-
 def assert_same(
     blocks: list[bytes], max_header_list_size: int = 65536, allowed: int = 4096
 ) -> None:
     """Both decoders, block after block on one connection: the same outcome for each and the
     same dynamic table after it, until the first error (which ends a connection)."""
-    theirs, ours = both(max_header_list_size, allowed)
+    theirs, ours = hpack.Decoder(max_header_list_size), HeaderDecoder(max_header_list_size)
+    theirs.max_allowed_table_size = ours.max_allowed_table_size = allowed
     for block in blocks:
-        outcome = hpack_outcome(theirs, block)
-        assert hpack_outcome(ours, block) == outcome, block.hex()
+        outcome = outcome_of(theirs, block)
+        assert outcome_of(ours, block) == outcome, block.hex()
         if isinstance(outcome, str):
             return
         assert ours.dynamic_entries == list(theirs.header_table.dynamic_entries)
@@ -204,8 +198,8 @@ def test_huffman_same_outcome_as_hpack(octets: bytes) -> None:
     ],
 )
 def test_errors(block: bytes, why: str) -> None:
-    assert hpack_outcome(HeaderDecoder(), block) == "error"
-    assert hpack_outcome(hpack.Decoder(), block) == "error"  # the same verdict as hpack
+    assert outcome_of(HeaderDecoder(), block) == "error"
+    assert outcome_of(hpack.Decoder(), block) == "error"  # the same verdict as hpack
 
 
 def test_a_small_block_that_expands_past_the_limit_stops_there() -> None:

@@ -132,8 +132,6 @@ class HeaderDecoder:
 
     def _evict(self) -> None:
         used = self._used
-        if used <= self._table_size:
-            return
         entries = self._entries
         dropped = 0
         while used > self._table_size:
