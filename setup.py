@@ -16,6 +16,7 @@ from setuptools import setup
 # A compiled class cannot have interpreted subclasses: their subclasses are listed too.
 # No coroutines here (tests/unit/test_compiled.py says why and checks it).
 COMPILED = [
+    "hypercorn/_headers.py",
     "hypercorn/protocol/events.py",
     "hypercorn/protocol/h1common.py",
     "hypercorn/protocol/h1fast.py",
@@ -24,6 +25,7 @@ COMPILED = [
     "hypercorn/protocol/connection.py",
     "hypercorn/protocol/hpack_encoder.py",
     "hypercorn/protocol/hpack_decoder.py",
+    "hypercorn/protocol/core_settings.py",
     "hypercorn/protocol/h2.py",
     "hypercorn/asyncio/tcp_server.py",
 ]

@@ -35,6 +35,7 @@ from .utils import repr_socket_addr
 
 if TYPE_CHECKING:
     from .logging import Logger
+    from .protocol.core_settings import CoreSettings
 
 BYTES = 1
 OCTETS = 1
@@ -406,6 +407,7 @@ class Config(BaseSettings):
     _log: Logger | None = PrivateAttr(None)
     _date_cache: tuple[int, bytes] = PrivateAttr((0, b""))
     _alt_svc: list[tuple[bytes, bytes]] | None = PrivateAttr(None)
+    _core_settings: CoreSettings | None = PrivateAttr(None)  # (see core_settings)
     # response_headers() without Date, per (protocol, secure); reset when a setting changes.
     _static_headers: dict[tuple[str, bool], list[tuple[bytes, bytes]]] = PrivateAttr(
         default_factory=dict
@@ -534,6 +536,7 @@ class Config(BaseSettings):
             self._log = None
         if not name.startswith("_"):  # derived caches follow the settings they come from
             self._alt_svc = None
+            self._core_settings = None
             self._static_headers = {}
             self._defaults = {}
 
@@ -552,6 +555,17 @@ class Config(BaseSettings):
                 logger_class = StatsdLogger
             log = self._log = logger_class(self)
         return log  # type: ignore[no-any-return]
+
+    @property
+    def core_settings(self) -> CoreSettings:
+        """The settings the protocol core reads per request, as a plain (compiled) object:
+        made again after a setting changes (see hypercorn.protocol.core_settings)."""
+        settings = self.__pydantic_private__["_core_settings"]  # type: ignore[index]
+        if settings is None or settings.source is not self:
+            from .protocol.core_settings import CoreSettings
+
+            settings = self._core_settings = CoreSettings(self)
+        return settings  # type: ignore[no-any-return]
 
     @property
     def ssl_enabled(self) -> bool:

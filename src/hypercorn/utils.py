@@ -9,14 +9,18 @@ import ast
 import importlib
 import inspect
 import os
-import re
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from enum import Enum
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
+
+# (defined in hypercorn._headers, which the compiled build compiles: they run per response)
+from ._headers import build_and_validate_headers as build_and_validate_headers
+from ._headers import filter_pseudo_headers as filter_pseudo_headers
+from ._headers import suppress_body as suppress_body
 
 if TYPE_CHECKING:
     from .config import Config
@@ -282,79 +286,6 @@ def bound_urls(sockets: Any) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- headers
-
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_BAD_VALUE = re.compile(rb"[\x00\r\n]")
-_HeaderLike = Union[bytes, str]
-
-
-def _as_bytes(value: _HeaderLike) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode("latin-1")
-    raise TypeError(f"Header names and values must be bytes or str, not {type(value).__name__}")
-
-
-def build_and_validate_headers(
-    headers: Iterable[tuple[_HeaderLike, _HeaderLike]] | Mapping[_HeaderLike, _HeaderLike],
-) -> list[tuple[bytes, bytes]]:
-    """Return headers as a list of lower-cased ``(name, value)`` byte pairs, validated.
-
-    Accepts a mapping or an iterable of pairs of bytes or str. Raises ``ValueError`` for a
-    pseudo-header, a name that is not an RFC 9110 token, or a value containing CR, LF or NUL.
-    """
-    items: Iterable[tuple[_HeaderLike, _HeaderLike]]
-    if type(headers) is list:  # the common case (isinstance against an ABC costs ~1 us)
-        items = headers
-    else:
-        items = headers.items() if isinstance(headers, Mapping) else headers
-    result: list[tuple[bytes, bytes]] = []
-    validated = _VALIDATED
-    for item in items:
-        # Applications send the same few headers again and again: a pair seen before is
-        # looked up instead of validated (only immutable pairs of bytes or str are cached).
-        try:
-            pair = validated.get(item) if type(item) is tuple else None
-        except TypeError:  # an unhashable part: _validate says what is wrong with it
-            pair = None
-        if pair is None:
-            raw_name, raw_value = item
-            pair = _validate(raw_name, raw_value)
-            if type(item) is tuple and len(pair[0]) + len(pair[1]) <= _CACHED_PAIR_SIZE:
-                if len(validated) >= _CACHED_PAIRS:
-                    validated.clear()  # many distinct values (cookies, lengths): start over
-                validated[item] = pair
-        result.append(pair)
-    return result
-
-
-def _validate(raw_name: _HeaderLike, raw_value: _HeaderLike) -> tuple[bytes, bytes]:
-    name = _as_bytes(raw_name).lower()
-    value = _as_bytes(raw_value)
-    if name[:1] == b":":
-        raise ValueError(f"Pseudo header {name!r} is not allowed in a response")
-    if _TOKEN.fullmatch(name) is None:
-        raise ValueError(f"Invalid header name {name!r}")
-    if _BAD_VALUE.search(value) is not None:
-        raise ValueError(f"Invalid header value for {name!r}")
-    return name, value.strip(b" \t")
-
-
-# The cache of validated header pairs: at most this many, each at most this many bytes.
-_CACHED_PAIRS = 1024
-_CACHED_PAIR_SIZE = 256
-_VALIDATED: dict[tuple[_HeaderLike, _HeaderLike], tuple[bytes, bytes]] = {}
-
-
-def filter_pseudo_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """Remove HTTP/2 and HTTP/3 pseudo-headers (names starting with ``:``)."""
-    return [(name, value) for name, value in headers if name[:1] != b":"]
-
-
-def suppress_body(method: str, status_code: int) -> bool:
-    """True when a response to ``method`` with ``status_code`` must not carry a body."""
-    return method == "HEAD" or 100 <= status_code < 200 or status_code in (204, 304)
 
 
 def _host_of(request: Any) -> str | None:

@@ -45,11 +45,14 @@ class WorkerState:
         self.warned_untrusted = False
         self.tcp_connections = 0  # open, for max_connections
         self.refused_connections = 0
+        # (read once: a Config field costs a pydantic lookup, and admit() runs per request)
+        self.max_connections = config.max_connections
+        self.max_concurrent_requests = config.max_concurrent_requests
 
     def admit_connection(self) -> bool:
         """Count a new TCP connection in, unless ``max_connections`` are open (the caller
         closes it at once and says so with :func:`hypercorn.transport.log_refusal`)."""
-        limit = self.config.max_connections
+        limit = self.max_connections
         if limit is not None and self.tcp_connections >= limit:
             self.refused_connections += 1
             return False
@@ -58,7 +61,7 @@ class WorkerState:
 
     def admit(self) -> bool:
         """Count a new application call in, unless ``max_concurrent_requests`` are running."""
-        limit = self.config.max_concurrent_requests
+        limit = self.max_concurrent_requests
         if limit is not None and self.in_flight >= limit:
             return False
         self.in_flight += 1

@@ -150,25 +150,25 @@ def test_headers_as_in_the_seeds() -> None:
 def test_validated_header_cache_gives_the_same_answers() -> None:
     """Pairs seen before come from a cache: the answers (and the errors) must not change,
     whatever the shape of the pair, and the cache stays bounded."""
-    from hypercorn import utils
+    from hypercorn import _headers
 
     good = [(b"X-A", b" 1 "), ("x-b", "2"), [b"x-c", b"3"]]
     expected = [(b"x-a", b"1"), (b"x-b", b"2"), (b"x-c", b"3")]
     for _ in range(3):  # first validated, then cached (lists are never cached)
         assert build_and_validate_headers(good) == expected  # type: ignore[arg-type]
-    assert ("x-b", "2") in utils._VALIDATED and (b"X-A", b" 1 ") in utils._VALIDATED
+    assert ("x-b", "2") in _headers._VALIDATED and (b"X-A", b" 1 ") in _headers._VALIDATED
     for _ in range(2):  # a bad pair is never cached, so it fails every time
         with pytest.raises(ValueError, match="Invalid header value"):
             build_and_validate_headers([(b"x", b"a\nb")])
         with pytest.raises(TypeError):
             build_and_validate_headers([(b"x", [1])])  # type: ignore[list-item]
-    assert (b"x", b"a\nb") not in utils._VALIDATED
-    long_value = b"v" * (utils._CACHED_PAIR_SIZE + 1)
+    assert (b"x", b"a\nb") not in _headers._VALIDATED
+    long_value = b"v" * (_headers._CACHED_PAIR_SIZE + 1)
     assert build_and_validate_headers([(b"x-long", long_value)]) == [(b"x-long", long_value)]
-    assert (b"x-long", long_value) not in utils._VALIDATED
-    for number in range(utils._CACHED_PAIRS * 2):
+    assert (b"x-long", long_value) not in _headers._VALIDATED
+    for number in range(_headers._CACHED_PAIRS * 2):
         build_and_validate_headers([(b"content-length", str(number).encode())])
-    assert len(utils._VALIDATED) <= utils._CACHED_PAIRS
+    assert len(_headers._VALIDATED) <= _headers._CACHED_PAIRS
     http2_headers = [
         (b":method", b"GET"),
         (b":path", b"/test"),

@@ -114,7 +114,7 @@ class H11Connection(HTTP11Base):
 
     @property
     def wants_read(self) -> bool:
-        if self.closed or self._held_bytes > self.config.h11_max_incomplete_size:
+        if self.closed or self._held_bytes > self.settings.h11_max_incomplete_size:
             return False
         return self._app_has_room()
 
@@ -233,11 +233,11 @@ class H11Connection(HTTP11Base):
 
     def _start_request(self, request: h11.Request, now: float) -> None:
         headers = list(
-            request.headers.raw_items() if self.config.h11_pass_raw_headers else request.headers
+            request.headers.raw_items() if self.settings.h11_pass_raw_headers else request.headers
         )
         method = request.method.decode("ascii")
         target, has_body = check_request(
-            self.config, request.method, request.target, request.headers, request.http_version
+            self.settings, request.method, request.target, request.headers, request.http_version
         )
         self._requests += 1
         self._head_started = None
@@ -272,7 +272,7 @@ class H11Connection(HTTP11Base):
                 self._send_error_and_close(error.status, error.headers)
                 return
         else:
-            stream = HTTPStream(self.config, self.info, asgi_request, self._stream_event, now)
+            stream = HTTPStream(self.settings, self.info, asgi_request, self._stream_event, now)
         self._stream = stream
         if stream.admit():
             self._new_streams.append(stream)
@@ -311,7 +311,7 @@ class H11Connection(HTTP11Base):
         if isinstance(event, Response):
             self._body_withheld = h11_conn.they_are_waiting_for_100_continue
             headers = event.headers
-            if self._shutting_down or self._requests >= self.config.keep_alive_max_requests:
+            if self._shutting_down or self._requests >= self.settings.keep_alive_max_requests:
                 headers = [*headers, (b"connection", b"close")]
             self._chunked = h11_conn.their_http_version == b"1.1" and all(
                 name != b"content-length" for name, _ in headers

@@ -36,6 +36,7 @@ from .selection import SUPPORTED_ALPN
 if TYPE_CHECKING:
     from ..config import Config
     from . import ConnectionInfo
+    from .core_settings import CoreSettings
     from .ws_stream import AnyStream, WSStream
 
 # The methods llhttp knows (HTTP and WebDAV/CalDAV extensions); a test keeps this in step
@@ -78,7 +79,7 @@ def unknown_method(buffer: bytes | bytearray) -> bool:
 
 
 def check_request(
-    config: Config,
+    settings: CoreSettings,
     method: bytes,
     target: bytes,
     headers: Sequence[tuple[bytes, bytes]],
@@ -105,7 +106,7 @@ def check_request(
             hosts += 1
     # Bound complete heads too (h11 bounds only heads that arrive in pieces), so the answer
     # does not depend on how the bytes were split.
-    if head_size > config.h11_max_incomplete_size:
+    if head_size > settings.h11_max_incomplete_size:
         raise HeadersTooLarge("request head too large")
     if lengths > 1:
         raise ProtocolError("duplicate Content-Length")
@@ -167,13 +168,6 @@ def websocket_of(stream: AnyStream | None) -> WSStream | None:
     if stream is None or stream.http:
         return None
     return cast("WSStream", stream)
-
-
-def body_timeout(config: Config) -> Optional[float]:
-    """The request-body inactivity timeout: the shorter of ``request_body_timeout`` and
-    ``read_timeout`` (Hypercorn's name for it), when set."""
-    timeouts = [t for t in (config.request_body_timeout, config.read_timeout) if t]
-    return min(timeouts) if timeouts else None
 
 
 def h2c_settings(
@@ -243,11 +237,13 @@ class HTTP11Base:
         "closed",
         "config",
         "info",
+        "settings",
         "upgrade",
     )
 
     def __init__(self, config: Config, info: ConnectionInfo, now: float) -> None:
         self.config = config
+        self.settings = config.core_settings  # (what is read per request: see core_settings.py)
         self.info = info
         self.closed = False
         # The client has said it sends nothing more (a complete request with Connection:
@@ -325,7 +321,7 @@ class HTTP11Base:
         stream = self._stream
         if stream is None:
             return True
-        if stream.queued >= self.config.max_app_queue_size:
+        if stream.queued >= self.settings.max_app_queue_size:
             return False
         websocket = self._websocket  # (input it has not parsed yet comes first)
         return websocket is None or not websocket.unparsed
@@ -344,13 +340,14 @@ class HTTP11Base:
             if self._idle_since is None:
                 self._idle_since = now
         if self._stream is None:
-            if self._head_started is not None and self.config.request_header_timeout:
-                return self._head_started + self.config.request_header_timeout
+            settings = self.settings
+            if self._head_started is not None and settings.request_header_timeout:
+                return self._head_started + settings.request_header_timeout
             if self._idle_since is not None:
-                return self._idle_since + self.config.keep_alive_timeout
+                return self._idle_since + settings.keep_alive_timeout
             return None
         if self._awaiting_body():
-            timeout = body_timeout(self.config)
+            timeout = self.settings.body_timeout
             if timeout:
                 return self._last_body_data + timeout
         return None

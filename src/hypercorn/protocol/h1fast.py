@@ -216,7 +216,7 @@ class FastH11Connection(HTTP11Base):
                     self._head_bytes = len(data) - self._used
                 else:
                     self._head_bytes += len(data)
-                if self._head_bytes > self.config.h11_max_incomplete_size:
+                if self._head_bytes > self.settings.h11_max_incomplete_size:
                     self._fail(ProtocolError("request head too large", 431))
 
     def unprocessed_data(self) -> bytes:
@@ -224,7 +224,7 @@ class FastH11Connection(HTTP11Base):
 
     @property
     def wants_read(self) -> bool:
-        if self.closed or self._pending_bytes > self.config.h11_max_incomplete_size:
+        if self.closed or self._pending_bytes > self.settings.h11_max_incomplete_size:
             return False
         return self._app_has_room()
 
@@ -240,7 +240,7 @@ class FastH11Connection(HTTP11Base):
         self._url = b""
         self._headers = []
         self._upgrade = self._expect = False
-        if self.config.h11_pass_raw_headers:
+        if self.settings.h11_pass_raw_headers:
             self._raw_headers = []
         if self._head_started is None and self._stream is None:
             self._head_started = self._now
@@ -272,7 +272,7 @@ class FastH11Connection(HTTP11Base):
             self._used += len(method) + 14 + self._head_bytes
         http_version = parser.get_http_version()
         version = http_version.encode("ascii")
-        target, has_body = check_request(self.config, method, self._url, self._headers, version)
+        target, has_body = check_request(self.settings, method, self._url, self._headers, version)
         message = _Message()
         message.has_body = has_body
         keep_alive = parser.should_keep_alive()
@@ -361,7 +361,7 @@ class FastH11Connection(HTTP11Base):
                 self._send_error_and_close(error.status, error.headers)
                 return
         else:
-            stream = HTTPStream(self.config, self.info, request, self._stream_event, self._now)
+            stream = HTTPStream(self.settings, self.info, request, self._stream_event, self._now)
         self._stream = stream
         for chunk in message.body:
             stream.handle(Body(stream.stream_id, chunk))
@@ -476,7 +476,7 @@ class FastH11Connection(HTTP11Base):
             self._close_after
             or not message.keep_alive
             or self._shutting_down
-            or self._requests >= self.config.keep_alive_max_requests
+            or self._requests >= self.settings.keep_alive_max_requests
         )
         self._suppress_body = head_request or status in (204, 304)
         self._chunked = False

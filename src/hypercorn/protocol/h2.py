@@ -152,6 +152,7 @@ class H2Connection:
         """``upgrade``: the HTTP2-Settings and request of an h2c upgrade, answered on stream
         1; ``preamble``: bytes to send before anything HTTP/2 (the 101 of that upgrade)."""
         self.config = config
+        self.settings = config.core_settings  # (what streams read per request)
         self.info = info
         self.closed = False
         self._now = now
@@ -411,7 +412,7 @@ class H2Connection:
             if self._h2.remote_settings.enable_push:
                 extensions["http.response.push"] = {}
             stream = HTTPStream(
-                self.config, self.info, request, self._stream_event, self._now, extensions
+                self.settings, self.info, request, self._stream_event, self._now, extensions
             )
         stream.on_body_consumed = self._body_consumed
         self._streams[stream_id] = stream

@@ -147,6 +147,7 @@ class H3Session:
         on_output: Callable[[H3Session], None],
     ) -> None:
         self.config = config
+        self.settings = config.core_settings  # (what streams read per request)
         self.info = info
         self.quic = quic
         self.cids: set[bytes] = set()  # the connection IDs the endpoint routes here
@@ -296,7 +297,7 @@ class H3Session:
             # that to itself, hence the private attribute.
             push = getattr(self.h3, "_max_push_id", None) is not None
             stream = HTTPStream(
-                self.config,
+                self.settings,
                 self.info,
                 request,
                 self._stream_event,

@@ -24,12 +24,8 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import unquote_to_bytes
 
-from ..utils import (
-    UnexpectedMessageError,
-    build_and_validate_headers,
-    suppress_body,
-    valid_server_name,
-)
+from .._headers import build_and_validate_headers, suppress_body
+from ..utils import UnexpectedMessageError, valid_server_name
 from .errors import ClientDisconnected, MalformedRequest
 from .events import (
     Body,
@@ -45,9 +41,9 @@ from .events import (
 from .proxy import has_forwarded_headers, is_trusted, resolve
 
 if TYPE_CHECKING:
-    from ..config import Config
     from ..typing import ASGIVersions, HTTPScope
     from . import ConnectionInfo
+    from .core_settings import CoreSettings
 
 ASGI_VERSIONS: ASGIVersions = {"spec_version": "2.4", "version": "3.0"}
 _DISCONNECT = {"type": "http.disconnect"}
@@ -165,23 +161,26 @@ def request_from_fields(
     return Request(stream_id, headers, http_version, method.decode("ascii"), path), pseudo
 
 
-def admit_host(config: Config, headers: Iterable[tuple[bytes, bytes]]) -> bool:
+def admit_host(settings: CoreSettings, headers: Iterable[tuple[bytes, bytes]]) -> bool:
     """True unless ``server_names`` is set and the request's Host is not one of them."""
-    return not config.server_names or valid_server_name(config, headers)
+    return not settings.server_names or valid_server_name(settings.source, headers)
 
 
 def decode_path(raw_path: bytes) -> str:
     """Percent-decode a request path and decode it as UTF-8 (latin-1 if it is not UTF-8)."""
-    unquoted = unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path
+    # (an int: ``bytes in bytes`` first tries its operand as an int, and formats and
+    # discards a TypeError on every call)
+    unquoted = unquote_to_bytes(raw_path) if 0x25 in raw_path else raw_path  # "%"
     try:
         return unquoted.decode("utf-8")
     except UnicodeDecodeError:
         return unquoted.decode("latin-1")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class ScopeFields:
-    """The parts of an ASGI ``http``/``websocket`` scope common to both."""
+    """The parts of an ASGI ``http``/``websocket`` scope common to both (made per request:
+    its own __init__, as the events', see events.py)."""
 
     scheme: str
     path: str
@@ -191,19 +190,41 @@ class ScopeFields:
     headers: list[tuple[bytes, bytes]]
     client: tuple[str, int] | None
     extensions: dict[str, dict[object, object]]
-    untrusted_forwarded: bool = False
+    untrusted_forwarded: bool
+
+    def __init__(
+        self,
+        scheme: str,
+        path: str,
+        raw_path: bytes,
+        query_string: bytes,
+        root_path: str,
+        headers: list[tuple[bytes, bytes]],
+        client: tuple[str, int] | None,
+        extensions: dict[str, dict[object, object]],
+        untrusted_forwarded: bool = False,
+    ) -> None:
+        self.scheme = scheme
+        self.path = path
+        self.raw_path = raw_path
+        self.query_string = query_string
+        self.root_path = root_path
+        self.headers = headers
+        self.client = client
+        self.extensions = extensions
+        self.untrusted_forwarded = untrusted_forwarded
 
 
-def request_scope(config: Config, info: ConnectionInfo, request: Request) -> ScopeFields:
+def request_scope(settings: CoreSettings, info: ConnectionInfo, request: Request) -> ScopeFields:
     """Scope fields for a request, with forwarded headers applied when the peer is a trusted
     proxy (``proxy_headers``/``trusted_proxies``)."""
     scheme, client, headers = info.scheme, info.client, request.headers
-    root_path = config.root_path
+    root_path = settings.root_path
     untrusted = False
-    if config.proxy_headers != "none":
+    if settings.proxy_headers != "none":
         peer_host = info.client[0] if info.client else None
-        if is_trusted(peer_host, config.trusted_proxies):
-            forwarded = resolve(headers, config.proxy_headers, config.trusted_proxies)
+        if is_trusted(peer_host, settings.trusted_proxies):
+            forwarded = resolve(headers, settings.proxy_headers, settings.trusted_proxies)
             if forwarded.client:
                 client = (forwarded.client, 0)
             if forwarded.scheme:
@@ -214,7 +235,7 @@ def request_scope(config: Config, info: ConnectionInfo, request: Request) -> Sco
             if forwarded.prefix:
                 root_path = forwarded.prefix.rstrip("/") + root_path
         else:
-            untrusted = has_forwarded_headers(headers, config.proxy_headers)
+            untrusted = has_forwarded_headers(headers, settings.proxy_headers)
     path_part, _, query = request.raw_path.partition(b"?")
     path = decode_path(path_part)
     if root_path and not path.startswith(root_path):
@@ -254,6 +275,7 @@ class HTTPStream:
         "scope",
         "secure",
         "send_blocked",
+        "settings",
         "start_time",
         "state",
         "status",
@@ -263,14 +285,16 @@ class HTTPStream:
 
     def __init__(
         self,
-        config: Config,
+        settings: CoreSettings,
         info: ConnectionInfo,
         request: Request,
         emit: Callable[[Event], None],
         now: float,
         extensions: dict[str, dict[object, object]] | None = None,
     ) -> None:
-        self.config = config
+        # (the connection's Config.core_settings: what is read per request, see core_settings.py)
+        self.settings = settings
+        self.config = settings.source
         self.stream_id = request.stream_id
         self.emit = emit
         self.start_time = now
@@ -303,7 +327,7 @@ class HTTPStream:
 
         self.peer = info.client
         self.secure = info.scheme == "https"  # the transport's TLS, not a proxy's
-        common = request_scope(config, info, request)
+        common = request_scope(settings, info, request)
         self.untrusted_forwarded = common.untrusted_forwarded
         scope_extensions = common.extensions
         scope_extensions["http.response.trailers"] = {}
@@ -332,7 +356,7 @@ class HTTPStream:
         """Take an inbound event for this stream from the protocol adapter."""
         if isinstance(event, Body):
             self._body_received += len(event.data)
-            limit = self.config.max_request_body_size
+            limit = self.settings.max_request_body_size
             if limit is not None and self._body_received > limit:
                 self._body_too_large()
             elif not self.disconnected:
@@ -357,10 +381,10 @@ class HTTPStream:
         Returns False after answering it itself: 421 for a host not in ``server_names``, 413
         when Content-Length exceeds ``max_request_body_size``.
         """
-        if not admit_host(self.config, self.scope["headers"]):
+        if not admit_host(self.settings, self.scope["headers"]):
             self.reject(421)
             return False
-        limit = self.config.max_request_body_size
+        limit = self.settings.max_request_body_size
         if limit is not None:
             for name, value in self.scope["headers"]:
                 if name == b"content-length" and value.isdigit() and int(value) > limit:

@@ -31,7 +31,8 @@ from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessag
 from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.utilities import LocalProtocolError, generate_accept_token
 
-from ..utils import UnexpectedMessageError, build_and_validate_headers
+from .._headers import build_and_validate_headers
+from ..utils import UnexpectedMessageError
 from .errors import HandshakeError
 from .events import (
     Body,
@@ -138,7 +139,7 @@ class WSStream:
             elif name == b"sec-websocket-extensions":
                 self._offered_extensions = value.decode("latin-1")
         self.peer = info.client
-        common = request_scope(config, info, request)
+        common = request_scope(config.core_settings, info, request)
         self.untrusted_forwarded = common.untrusted_forwarded
         self.scope: WebsocketScope = {
             "type": "websocket",
@@ -367,7 +368,7 @@ class WSStream:
     def admit(self) -> bool:
         """Apply the server's limits before any application sees the handshake (421 for a
         host not in ``server_names``)."""
-        if not admit_host(self.config, self.scope["headers"]):
+        if not admit_host(self.config.core_settings, self.scope["headers"]):
             self.reject(421)
             return False
         return True

@@ -1,0 +1,82 @@
+"""Config.core_settings: the snapshot of the settings the protocol core reads per request must
+say what the Config says, now and after any change, for both HTTP/1.1 adapters."""
+
+from __future__ import annotations
+
+import pytest
+
+from hypercorn.config import Config
+from hypercorn.protocol import ConnectionInfo
+from hypercorn.protocol.connection import http11_adapter
+from hypercorn.protocol.core_settings import CoreSettings
+
+COPIED = [name for name in CoreSettings.__slots__ if name not in ("source", "body_timeout")]
+CHANGES = {
+    "h11_max_incomplete_size": 4096,
+    "h11_pass_raw_headers": True,
+    "keep_alive_max_requests": 7,
+    "keep_alive_timeout": 11.0,
+    "max_app_queue_size": 3,
+    "max_request_body_size": 1000,
+    "proxy_headers": "x-forwarded",
+    "request_header_timeout": 2.5,
+    "root_path": "/app",
+    "server_names": ["example.com"],
+    "trusted_proxies": ["10.0.0.1"],
+}
+
+
+def test_every_field_is_the_configs_and_follows_changes() -> None:
+    assert sorted(COPIED) == sorted(CHANGES)  # a new field needs a change to test it with
+    config = Config()
+    settings = config.core_settings
+    assert config.core_settings is settings  # made once while nothing changes
+    for name in COPIED:
+        assert getattr(settings, name) == getattr(config, name), name
+    for name, value in CHANGES.items():
+        before = config.core_settings
+        setattr(config, name, value)
+        after = config.core_settings
+        assert after is not before
+        assert getattr(after, name) == value, name
+        assert getattr(before, name) != value, name  # (the old snapshot is left as it was)
+
+
+def test_a_copy_of_the_config_has_its_own_snapshot() -> None:
+    """model_copy copies private state without assignments: the snapshot must not follow."""
+    config = Config(root_path="/a")
+    assert config.core_settings.root_path == "/a"
+    copy = config.model_copy(update={"root_path": "/b"})
+    assert copy.core_settings.root_path == "/b"
+    assert copy.core_settings.source is copy
+    assert config.core_settings.root_path == "/a"
+
+
+@pytest.mark.parametrize(
+    ("body", "read", "expected"),
+    [(60.0, None, 60.0), (None, 5.0, 5.0), (30.0, 10.0, 10.0), (None, None, None)],
+)
+def test_body_timeout_is_the_shorter_one_set(
+    body: float | None, read: float | None, expected: float | None
+) -> None:
+    config = Config(request_body_timeout=body, read_timeout=read)
+    assert config.core_settings.body_timeout == expected
+
+
+@pytest.mark.parametrize("parser", ["h11", "httptools"])
+def test_a_connection_made_after_a_change_uses_it(parser: str) -> None:
+    pytest.importorskip("httptools") if parser == "httptools" else None
+    config = Config(http1_parser=parser)
+    info = ConnectionInfo(client=("127.0.0.1", 5000), server=("127.0.0.1", 8000))
+    request = b"GET /x HTTP/1.1\r\nhost: a\r\n\r\n"
+
+    def scope_of_a_request() -> dict[str, object]:
+        core = http11_adapter(config)(config, info, 0.0)
+        core.receive_data(request, 0.0)
+        (stream,) = core.pop_new_streams()
+        return dict(stream.scope)
+
+    assert scope_of_a_request()["root_path"] == ""
+    config.root_path = "/app"
+    scope = scope_of_a_request()
+    assert scope["root_path"] == "/app" and scope["path"] == "/app/x"
