@@ -37,7 +37,7 @@ test: $(STAMP)
 # a wheel installed in its own virtualenv, so that nothing imports the sources by mistake.
 CVENV := $(VENV)-compiled
 test-compiled: $(STAMP)
-	rm -rf build/mypyc $(CVENV)/dist
+	rm -rf build $(CVENV)/dist  # (all of it: a stale build/lib.* would ship old modules)
 	HYPERCORN_COMPILE=1 $(PY) -m pip wheel --quiet --no-build-isolation --no-deps -w $(CVENV)/dist .
 	@test -x $(CVENV)/bin/python || $(PY) -m venv $(CVENV)
 	$(CVENV)/bin/python -m pip install --quiet --upgrade pip

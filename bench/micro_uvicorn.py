@@ -6,10 +6,12 @@ request, the best of several runs; ``--connections``: a whole connection per tur
 uvicorn benchmark virtualenv:
 
     bench/.venvs/uvicorn-3.12/bin/python bench/micro_uvicorn.py [--connections]
+        [--requests 30000] [--runs 7]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 import time
@@ -20,11 +22,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "apps"))
 sys.path.insert(0, str(HERE))
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"
-REQUESTS = 30000
-RUNS = 7
 
 
-async def measure(connections: bool) -> float:
+async def measure(connections: bool, requests: int, runs: int) -> float:
     from hello import app
     from micro_core import CLOSE_REQUEST, FakeTransport
     from uvicorn.config import Config
@@ -54,23 +54,27 @@ async def measure(connections: bool) -> float:
     for _ in range(2000):  # warm-up
         await one()
     best = float("inf")
-    for _ in range(RUNS):
+    for _ in range(runs):
         written = transport.written
         start = time.perf_counter()
-        for _ in range(REQUESTS):
+        for _ in range(requests):
             await one()
         best = min(best, time.perf_counter() - start)
         # every request answered
-        assert (transport.written - written) // REQUESTS > len(b"Hello, world!")
-    return best / REQUESTS * 1e6
+        assert (transport.written - written) // requests > len(b"Hello, world!")
+    return best / requests * 1e6
 
 
 def main() -> None:
     import uvloop
 
-    connections = "--connections" in sys.argv[1:]
-    unit = "connection (one Connection: close request)" if connections else "request"
-    per = uvloop.run(measure(connections))
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--connections", action="store_true")
+    parser.add_argument("--requests", type=int, default=30000)
+    parser.add_argument("--runs", type=int, default=7)
+    options = parser.parse_args()
+    unit = "connection (one Connection: close request)" if options.connections else "request"
+    per = uvloop.run(measure(options.connections, options.requests, options.runs))
     print(f"uvicorn: {per:.2f} us per {unit} (Python {sys.version.split()[0]})")
 
 

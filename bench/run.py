@@ -62,7 +62,7 @@ def our_python() -> Path:
     subprocess.run([str(pure), "-m", "pip", "install", "-q", *build], check=True)
     dist = VENVS / "dist"
     shutil.rmtree(dist, ignore_errors=True)
-    shutil.rmtree(ROOT / "build" / "mypyc", ignore_errors=True)
+    shutil.rmtree(ROOT / "build", ignore_errors=True)  # (a stale build/lib.* ships old modules)
     wheel = [str(pure), "-m", "pip", "wheel", "-q", "--no-build-isolation", "--no-deps"]
     env = dict(os.environ, HYPERCORN_COMPILE="1")
     subprocess.run([*wheel, "-w", str(dist), str(ROOT)], check=True, env=env)
