@@ -10,7 +10,9 @@ from hypercorn.protocol import ConnectionInfo
 from hypercorn.protocol.connection import http11_adapter
 from hypercorn.protocol.core_settings import CoreSettings
 
-COPIED = [name for name in CoreSettings.__slots__ if name not in ("source", "body_timeout")]
+# (dir(), not __slots__: the compiled build's class has no __slots__)
+FIELDS = [name for name in dir(CoreSettings) if not name.startswith("_")]
+COPIED = [name for name in FIELDS if name not in ("source", "body_timeout")]
 CHANGES = {
     "h11_max_incomplete_size": 4096,
     "h11_pass_raw_headers": True,
