@@ -2,9 +2,11 @@
 
 Reading a field of the pydantic ``Config`` costs a dictionary lookup behind its
 ``__getattr__`` hook (about 400 machine instructions, measured with cachegrind), and the
-HTTP/1.1 path read about twenty per request. A ``CoreSettings`` is a plain object (a C struct in
-the compiled build): the core reads ``config.core_settings`` once per connection or stream and
-its fields from there. ``Config.core_settings`` makes it again after any setting changes.
+HTTP/1.1 path read about twenty per request. A ``CoreSettings`` is a plain object (a C struct
+in the compiled build): a connection reads ``config.core_settings`` once, hands it to its
+streams, and reads the fields from there. ``Config.core_settings`` is made again after any
+setting changes, so a change applies to the connections made after it; an open connection
+keeps the settings it started with.
 """
 
 from __future__ import annotations
