@@ -540,6 +540,23 @@ class Config(BaseSettings):
             self._static_headers = {}
             self._defaults = {}
 
+    def __getstate__(self) -> dict[Any, Any]:
+        """Pickled (for a worker process) without the caches derived from the settings: the
+        logger (its handlers do not pickle) and the core's snapshot (a compiled class that
+        does not unpickle); each process makes its own on first use."""
+        state: dict[Any, Any] = super().__getstate__()
+        private = state.get("__pydantic_private__")
+        if private:
+            state["__pydantic_private__"] = {
+                **private,
+                "_log": None,
+                "_core_settings": None,
+                "_alt_svc": None,
+                "_static_headers": {},
+                "_defaults": {},
+            }
+        return state
+
     # ------------------------------------------------------------------ Hypercorn's methods
     @property
     def log(self) -> Logger:

@@ -3,6 +3,8 @@ say what the Config says, now and after any change, for both HTTP/1.1 adapters."
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from hypercorn.config import Config
@@ -82,3 +84,14 @@ def test_a_connection_made_after_a_change_uses_it(parser: str) -> None:
     config.root_path = "/app"
     scope = scope_of_a_request()
     assert scope["root_path"] == "/app" and scope["path"] == "/app/x"
+
+
+def test_a_config_in_use_pickles_for_a_worker_process() -> None:
+    """The supervisor pickles the Config for each worker: the caches built by using it (the
+    logger, this snapshot) stay behind and are made again on the other side."""
+    config = Config(root_path="/a")
+    assert config.log is config.log and config.core_settings.root_path == "/a"
+    copy = pickle.loads(pickle.dumps(config))
+    assert copy.root_path == "/a" and copy.core_settings.root_path == "/a"
+    assert copy.core_settings.source is copy
+    assert config.core_settings.source is config  # (the original keeps its own)
