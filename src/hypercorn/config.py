@@ -535,10 +535,7 @@ class Config(BaseSettings):
         if name in _LOG_FIELDS:
             self._log = None
         if not name.startswith("_"):  # derived caches follow the settings they come from
-            self._alt_svc = None
-            self._core_settings = None
-            self._static_headers = {}
-            self._defaults = {}
+            self.__pydantic_private__.update(_empty_caches())  # type: ignore[union-attr]
 
     def __getstate__(self) -> dict[Any, Any]:
         """Pickled (for a worker process) without the caches derived from the settings: the
@@ -547,14 +544,7 @@ class Config(BaseSettings):
         state: dict[Any, Any] = super().__getstate__()
         private = state.get("__pydantic_private__")
         if private:
-            state["__pydantic_private__"] = {
-                **private,
-                "_log": None,
-                "_core_settings": None,
-                "_alt_svc": None,
-                "_static_headers": {},
-                "_defaults": {},
-            }
+            state["__pydantic_private__"] = {**private, "_log": None, **_empty_caches()}
         return state
 
     # ------------------------------------------------------------------ Hypercorn's methods
@@ -815,6 +805,12 @@ class Config(BaseSettings):
                 and not isinstance(getattr(instance, key), types.ModuleType)
             }
         return cls.from_mapping({k: v for k, v in mapping.items() if k in cls.model_fields})
+
+
+def _empty_caches() -> dict[str, Any]:
+    """The private caches derived from the settings, empty: after a setting changes, and in a
+    pickled copy."""
+    return {"_alt_svc": None, "_core_settings": None, "_static_headers": {}, "_defaults": {}}
 
 
 _LOG_FIELDS = {
