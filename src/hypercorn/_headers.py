@@ -1,11 +1,14 @@
 """Response header validation and the body rule, shared by every protocol: public as
 :mod:`hypercorn.utils`' functions, kept in this module of their own so the compiled build
-compiles them (they run on every response) without the rest of utils."""
+compiles them (they run on every response) without the rest of utils. Also the per-second
+cache of the headers the server adds to every response (:class:`DefaultHeaders`), which reads
+the clock, as the protocol core does not."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from time import time
 from typing import Union
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -80,3 +83,28 @@ def filter_pseudo_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[byte
 def suppress_body(method: str, status_code: int) -> bool:
     """True when a response to ``method`` with ``status_code`` must not carry a body."""
     return method == "HEAD" or 100 <= status_code < 200 or status_code in (204, 304)
+
+
+_HeaderTuple = tuple[tuple[bytes, bytes], ...]
+
+
+class DefaultHeaders:
+    """The headers the server adds to every response (``Config.response_headers``: Date,
+    Server, Alt-Svc) as one shared tuple per protocol and TLS, made again when the second,
+    and so the Date, changes."""
+
+    __slots__ = ("_make", "_plain", "_secure")
+
+    def __init__(self, make: Callable[[str, bool], list[tuple[bytes, bytes]]]) -> None:
+        self._make = make
+        # (the second they were made in, the headers) per protocol name
+        self._plain: dict[str, tuple[int, _HeaderTuple]] = {}
+        self._secure: dict[str, tuple[int, _HeaderTuple]] = {}
+
+    def get(self, protocol: str, secure: bool) -> _HeaderTuple:
+        second = int(time())
+        cache = self._secure if secure else self._plain
+        entry = cache.get(protocol)
+        if entry is None or entry[0] != second:
+            entry = cache[protocol] = (second, tuple(self._make(protocol, secure)))
+        return entry[1]

@@ -412,10 +412,6 @@ class Config(BaseSettings):
     _static_headers: dict[tuple[str, bool], list[tuple[bytes, bytes]]] = PrivateAttr(
         default_factory=dict
     )
-    # default_headers(): (the second they were made in, the headers) per (protocol, secure).
-    _defaults: dict[tuple[str, bool], tuple[int, tuple[tuple[bytes, bytes], ...]]] = PrivateAttr(
-        default_factory=dict
-    )
 
     # ------------------------------------------------------------------ sources
     @classmethod
@@ -699,16 +695,9 @@ class Config(BaseSettings):
         self, protocol: str, secure: bool = False
     ) -> tuple[tuple[bytes, bytes], ...]:
         """:meth:`response_headers` as one shared tuple, built again when the second (and so
-        the Date) changes: the stream adds these to every response."""
-        second = int(time())
-        cache = self.__pydantic_private__["_defaults"]  # type: ignore[index]
-        entry = cache.get((protocol, secure))
-        if entry is None or entry[0] != second:
-            entry = cache[(protocol, secure)] = (
-                second,
-                tuple(self.response_headers(protocol, secure)),
-            )
-        return entry[1]  # type: ignore[no-any-return]
+        the Date) changes: the stream adds these to every response (kept by
+        :attr:`core_settings`, which the streams call directly)."""
+        return self.core_settings.default_headers.get(protocol, secure)
 
     def automatic_alt_svc(self) -> list[tuple[bytes, bytes]]:
         """``Alt-Svc`` for the QUIC listeners' ports (a port 0, fd:// or unix: bind has no
@@ -810,7 +799,7 @@ class Config(BaseSettings):
 def _empty_caches() -> dict[str, Any]:
     """The private caches derived from the settings, empty: after a setting changes, and in a
     pickled copy."""
-    return {"_alt_svc": None, "_core_settings": None, "_static_headers": {}, "_defaults": {}}
+    return {"_alt_svc": None, "_core_settings": None, "_static_headers": {}}
 
 
 _LOG_FIELDS = {

@@ -14,7 +14,7 @@ from hypercorn.protocol.core_settings import CoreSettings
 
 # (dir(), not __slots__: the compiled build's class has no __slots__)
 FIELDS = [name for name in dir(CoreSettings) if not name.startswith("_")]
-COPIED = [name for name in FIELDS if name not in ("source", "body_timeout")]
+COPIED = [name for name in FIELDS if name not in ("source", "body_timeout", "default_headers")]
 CHANGES = {
     "h11_max_incomplete_size": 4096,
     "h11_pass_raw_headers": True,
@@ -44,6 +44,37 @@ def test_every_field_is_the_configs_and_follows_changes() -> None:
         assert after is not before
         assert getattr(after, name) == value, name
         assert getattr(before, name) != value, name  # (the old snapshot is left as it was)
+
+
+def test_default_headers_are_made_again_each_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The headers added to every response are shared within a second, and the Date moves
+    on with the clock."""
+    import hypercorn._headers
+    import hypercorn.config
+
+    clock = [1_700_000_000.2]
+    monkeypatch.setattr(hypercorn.config, "time", lambda: clock[0])
+    monkeypatch.setattr(hypercorn._headers, "time", lambda: clock[0])
+    defaults = Config().core_settings.default_headers
+    first = defaults.get("h11", False)
+    assert first == ((b"date", b"Tue, 14 Nov 2023 22:13:20 GMT"), (b"server", b"hypercorn-h11"))
+    clock[0] += 0.5
+    assert defaults.get("h11", False) is first  # the same second: shared
+    assert defaults.get("h2", False) == (first[0], (b"server", b"hypercorn-h2"))
+    clock[0] += 1
+    later = defaults.get("h11", False)
+    assert later == ((b"date", b"Tue, 14 Nov 2023 22:13:21 GMT"), (b"server", b"hypercorn-h11"))
+
+
+def test_default_headers_follow_setting_changes_and_tls() -> None:
+    config = Config(include_date_header=False, quic_bind=["127.0.0.1:4433"])
+    assert config.default_headers("h2", True) == (
+        (b"server", b"hypercorn-h2"),
+        (b"alt-svc", b'h3=":4433"; ma=86400'),
+    )
+    assert config.default_headers("h2", False) == ((b"server", b"hypercorn-h2"),)
+    config.include_server_header = False
+    assert config.core_settings.default_headers.get("h2", False) == ()
 
 
 def test_a_copy_of_the_config_has_its_own_snapshot() -> None:

@@ -7,11 +7,16 @@ in the compiled build): a connection reads ``config.core_settings`` once, hands 
 streams, and reads the fields from there. ``Config.core_settings`` is made again after any
 setting changes, so a change applies to the connections made after it; an open connection
 keeps the settings it started with.
+
+It also keeps the headers the server adds to every response (``default_headers``, a
+:class:`~hypercorn._headers.DefaultHeaders`), made again each second for the Date.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal, Optional
+
+from .._headers import DefaultHeaders
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -22,6 +27,7 @@ class CoreSettings:
 
     __slots__ = (
         "body_timeout",
+        "default_headers",
         "h11_max_incomplete_size",
         "h11_pass_raw_headers",
         "keep_alive_max_requests",
@@ -53,3 +59,4 @@ class CoreSettings:
         self.trusted_proxies: list[str] = config.trusted_proxies
         self.root_path: str = config.root_path
         self.server_names: list[str] = config.server_names
+        self.default_headers = DefaultHeaders(config.response_headers)
