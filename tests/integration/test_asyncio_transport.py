@@ -13,7 +13,13 @@ import h2.settings
 import pytest
 
 from hypercorn.asyncio.tcp_server import GATHER_LIMIT, TCPServer
-from hypercorn.asyncio.worker_context import EAGER_PATIENCE, EAGER_PROBE_EVERY, WorkerContext
+from hypercorn.asyncio.worker_context import (
+    EAGER,
+    EAGER_PATIENCE,
+    EAGER_PROBE_EVERY,
+    REFUSED,
+    WorkerContext,
+)
 from hypercorn.config import Config
 from hypercorn.protocol.ws_stream import FRAMES_PER_TURN
 from hypercorn.utils import wrap_app
@@ -162,18 +168,34 @@ def test_eager_starts_follow_what_the_application_does() -> None:
     that hands its work to a thread), with a probe every EAGER_PROBE_EVERY-th request that
     switches back as soon as one finishes."""
     context = WorkerContext(Config(), observe=False)
+
+    def eager_due() -> bool:
+        return context.start_call() == EAGER
+
     for _ in range(EAGER_PATIENCE - 1):
-        assert context.eager_due()
-        context.eager_finished(False)
-    assert context.eager_due()
-    context.eager_finished(True)  # one that finishes restores the patience
+        assert eager_due()
+        context.eager_start_ended(False)
+    assert eager_due()
+    context.eager_start_ended(True)  # one that finishes restores the patience
     for _ in range(EAGER_PATIENCE):
-        assert context.eager_due()
-        context.eager_finished(False)
-    decisions = [context.eager_due() for _ in range(EAGER_PROBE_EVERY * 3)]
+        assert eager_due()
+        context.eager_start_ended(False)
+    decisions = [eager_due() for _ in range(EAGER_PROBE_EVERY * 3)]
     assert decisions.count(True) == 3 and decisions[EAGER_PROBE_EVERY - 1]
-    context.eager_finished(True)  # a probe that finished
-    assert all(context.eager_due() for _ in range(EAGER_PATIENCE))
+    context.eager_start_ended(True)  # a probe that finished
+    assert all(eager_due() for _ in range(EAGER_PATIENCE))
+    # every call counted in is counted out (eager_start_ended(True) or the task's end)
+    assert context.in_flight == EAGER_PATIENCE * 3 + EAGER_PROBE_EVERY * 3 - 2
+
+
+def test_start_call_refuses_over_max_concurrent_requests() -> None:
+    context = WorkerContext(Config(max_concurrent_requests=2), observe=False)
+    assert context.start_call() == EAGER
+    assert context.start_call() == EAGER
+    assert context.start_call() == REFUSED
+    context.eager_start_ended(True)
+    assert context.start_call() == EAGER
+    assert context.in_flight == 2
 
 
 def h2_client(window: int = 65535) -> h2.connection.H2Connection:

@@ -52,6 +52,7 @@ class TCPServer(AppRunner, asyncio.Protocol):
     def __init__(self, app: AppWrapper, config: Config, context: WorkerContext) -> None:
         self.app = app
         self.config = config
+        self.log = config.log
         self.context = context
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None

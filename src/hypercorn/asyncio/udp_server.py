@@ -29,6 +29,7 @@ class UDPServer(AppRunner, asyncio.DatagramProtocol):
     ) -> None:
         self.app = app
         self.config = config
+        self.log = config.log
         self.context = context
         self.quic_config = quic_config
         self.loop = asyncio.get_running_loop()

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 # finish at once, and then tried again on every EAGER_PROBE_EVERY-th request.
 EAGER_PATIENCE = 8
 EAGER_PROBE_EVERY = 64
+# WorkerContext.start_call's answers
+REFUSED, EAGER, LAZY = 0, 1, 2
 
 
 class WorkerContext(WorkerState):
@@ -35,22 +37,31 @@ class WorkerContext(WorkerState):
         self._eager_credit = EAGER_PATIENCE
         self._eager_skipped = 0
 
-    def eager_due(self) -> bool:
-        """Whether to start the next application call eagerly. An eager start pays off when
-        the application finishes without waiting (most handlers: no task is scheduled at
-        all), is neutral when it awaits I/O, and costs throughput when it hands its work to a
-        thread at once (sync views run in a pool, WSGI): the thread then competes for the GIL
-        with the loop still reading (measured: -25%). So this follows what the application
-        does: eager while eager starts keep finishing, lazy after EAGER_PATIENCE in a row did
-        not, probing now and then in case the traffic changes."""
+    def start_call(self) -> int:
+        """Count an application call in and say how to start it (one call: it runs per
+        request): REFUSED over ``max_concurrent_requests`` (see :meth:`admit`), else EAGER
+        or LAZY. An eager start pays off when the application finishes without waiting
+        (most handlers: no task is scheduled at all), is neutral when it awaits I/O, and
+        costs throughput when it hands its work to a thread at once (sync views run in a
+        pool, WSGI): the thread then competes for the GIL with the loop still reading
+        (measured: -25%). So this follows what the application does: eager while eager
+        starts keep finishing, lazy after EAGER_PATIENCE in a row did not, probing now and
+        then in case the traffic changes."""
+        if not self.admit():
+            return REFUSED
         if self._eager_credit > 0:
-            return True
+            return EAGER
         self._eager_skipped += 1
-        return self._eager_skipped % EAGER_PROBE_EVERY == 0
+        return EAGER if self._eager_skipped % EAGER_PROBE_EVERY == 0 else LAZY
 
-    def eager_finished(self, finished: bool) -> None:
-        """Record whether an eager start finished the application call at once."""
-        self._eager_credit = EAGER_PATIENCE if finished else self._eager_credit - 1
+    def eager_start_ended(self, finished: bool) -> None:
+        """Record whether an eager start finished the application call at once (and if so,
+        count the call out)."""
+        if finished:
+            self._eager_credit = EAGER_PATIENCE
+            self.in_flight -= 1
+        else:
+            self._eager_credit -= 1
 
     @property
     def executor(self) -> ThreadPoolExecutor:
