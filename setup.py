@@ -26,6 +26,7 @@ COMPILED = [
     "hypercorn/protocol/hpack_encoder.py",
     "hypercorn/protocol/hpack_decoder.py",
     "hypercorn/protocol/core_settings.py",
+    "hypercorn/protocol/connection_info.py",
     "hypercorn/protocol/h2.py",
     "hypercorn/asyncio/tcp_server.py",
 ]

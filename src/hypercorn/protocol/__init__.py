@@ -7,25 +7,14 @@ Nothing in this package imports asyncio, trio, socket, ssl or reads a clock; the
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional, Protocol
+from typing import TYPE_CHECKING, Optional, Protocol
 
+from .connection_info import ConnectionInfo
 from .http_stream import HTTPStream
 from .selection import SUPPORTED_ALPN
 
 if TYPE_CHECKING:
     from .ws_stream import AnyStream
-
-
-@dataclass
-class ConnectionInfo:
-    """What a connection knows about its transport, for building ASGI scopes."""
-
-    client: tuple[str, int] | None
-    server: tuple[str, int | None] | None
-    scheme: str = "http"  # "http" or "https"
-    tls: dict[object, object] | None = None  # the ASGI ``tls`` extension, when TLS
-    state: dict[str, Any] = field(default_factory=dict)  # lifespan state, copied per request
 
 
 class ProtocolConnection(Protocol):

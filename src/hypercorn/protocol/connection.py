@@ -26,7 +26,7 @@ except ImportError:  # httptools is not installed
 
 if TYPE_CHECKING:
     from ..config import Config
-    from . import ConnectionInfo
+    from .connection_info import ConnectionInfo
     from .h2 import H2Connection
     from .ws_stream import AnyStream
 

@@ -58,7 +58,7 @@ from .http_stream import HTTPStream, reason_phrase
 
 if TYPE_CHECKING:
     from ..config import Config
-    from . import ConnectionInfo
+    from .connection_info import ConnectionInfo
     from .ws_stream import AnyStream
 
 # llhttp refuses chunk sizes that overflow 64 bits; h11 would wait for them: same answer here.

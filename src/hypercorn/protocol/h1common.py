@@ -35,7 +35,7 @@ from .selection import SUPPORTED_ALPN
 
 if TYPE_CHECKING:
     from ..config import Config
-    from . import ConnectionInfo
+    from .connection_info import ConnectionInfo
     from .core_settings import CoreSettings
     from .ws_stream import AnyStream, WSStream
 

@@ -56,7 +56,7 @@ from .http_stream import HTTPStream, reason_phrase
 
 if TYPE_CHECKING:
     from ..config import Config
-    from . import ConnectionInfo
+    from .connection_info import ConnectionInfo
     from .ws_stream import AnyStream
 
 _STATUS_LINES: dict[int, bytes] = {}

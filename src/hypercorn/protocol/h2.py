@@ -57,7 +57,7 @@ from .ws_stream import FRAMES_PER_TURN, AnyStream, WSStream
 
 if TYPE_CHECKING:
     from ..config import Config
-    from . import ConnectionInfo
+    from .connection_info import ConnectionInfo
 
 RESET_BUDGET = 200
 RESET_WINDOW = 10.0

@@ -63,7 +63,7 @@ if TYPE_CHECKING:
     from aioquic.quic.stream import QuicStream
 
     from ..config import Config
-    from . import ConnectionInfo
+    from .connection_info import ConnectionInfo
 
 STREAM_WINDOW = 256 * 1024  # bytes a client may send on a stream beyond what the app consumed
 SEND_HIGH_WATER = 256 * 1024  # unacknowledged response bytes per stream before send() waits

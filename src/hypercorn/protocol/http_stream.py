@@ -42,7 +42,7 @@ from .proxy import has_forwarded_headers, is_trusted, resolve
 
 if TYPE_CHECKING:
     from ..typing import ASGIVersions, HTTPScope
-    from . import ConnectionInfo
+    from .connection_info import ConnectionInfo
     from .core_settings import CoreSettings
 
 ASGI_VERSIONS: ASGIVersions = {"spec_version": "2.4", "version": "3.0"}

@@ -26,7 +26,7 @@ from aioquic.quic.packet import (
     pull_quic_header,
 )
 
-from . import ConnectionInfo
+from .connection_info import ConnectionInfo
 from .h3 import BoundedQuicConnection, H3Session
 from .ws_stream import AnyStream
 

@@ -50,7 +50,7 @@ from .http_stream import ASGI_VERSIONS, HTTPStream, admit_host, request_scope
 if TYPE_CHECKING:
     from ..config import Config
     from ..typing import WebsocketScope
-    from . import ConnectionInfo
+    from .connection_info import ConnectionInfo
 
 CLOSE_HANDSHAKE_TIMEOUT = 5.0  # seconds to wait for the peer's answering close frame
 # At most this many frames of a peer's input are processed per turn of the event loop, the
