@@ -68,7 +68,7 @@ _FRAMING = frozenset((b"content-length", b"transfer-encoding", b"connection"))
 
 
 def _status_line(status: int) -> bytes:
-    """The status line, without its CRLF (the head's lines are joined with CRLFs)."""
+    """The status line, without its CRLF (each line after it starts with one)."""
     line = _STATUS_LINES.get(status)
     if line is None:
         line = _STATUS_LINES[status] = b"HTTP/1.1 %d %s" % (status, reason_phrase(status))
@@ -456,10 +456,10 @@ class FastH11Connection(HTTP11Base):
         status = event.status_code
         head_request = getattr(self._stream, "method", "GET") == "HEAD"
         length: Optional[int] = None
-        lines = [_status_line(status)]
-        for item in event.headers:
-            if item[0] in _FRAMING:
-                name, value = item
+        # The head as pieces joined once at the end (one join is cheaper than one per line).
+        parts = [_status_line(status)]
+        for name, value in event.headers:
+            if name in _FRAMING:
                 if name == b"content-length":
                     if not value.isdigit():
                         self.closed = True
@@ -471,7 +471,10 @@ class FastH11Connection(HTTP11Base):
                 elif value.lower() == b"close":
                     self._close_after = True
                     continue
-            lines.append(b": ".join(item))  # (+ CRLF below; cheaper than formatting)
+            parts.append(b"\r\n")
+            parts.append(name)
+            parts.append(b": ")
+            parts.append(value)
         close = (
             self._close_after
             or not message.keep_alive
@@ -483,20 +486,20 @@ class FastH11Connection(HTTP11Base):
         self._remaining = None
         if status in (204, 304):
             if length is not None:
-                lines.append(b"content-length: %d" % length)
+                parts.append(b"\r\ncontent-length: %d" % length)
         elif length is not None:
-            lines.append(b"content-length: %d" % length)
+            parts.append(b"\r\ncontent-length: %d" % length)
             self._remaining = length
         elif self._client_11:
-            lines.append(b"transfer-encoding: chunked")
+            parts.append(b"\r\ntransfer-encoding: chunked")
             self._chunked = True
         else:
             close = True  # HTTP/1.0 without a length: the end of the body is the close
         if close:
             self._close_after = True
-            lines.append(b"connection: close")
-        lines.append(b"\r\n")
-        self._out.append(b"\r\n".join(lines))
+            parts.append(b"\r\nconnection: close")
+        parts.append(b"\r\n\r\n")
+        self._out.append(b"".join(parts))
 
     def _send_body(self, data: bytes) -> None:
         if not self._responding or not data or self._suppress_body:
