@@ -68,7 +68,7 @@ _FRAMING = frozenset((b"content-length", b"transfer-encoding", b"connection"))
 
 
 def _status_line(status: int) -> bytes:
-    """The status line, without its CRLF (each line after it starts with one)."""
+    """The status line, without its CRLF."""
     line = _STATUS_LINES.get(status)
     if line is None:
         line = _STATUS_LINES[status] = b"HTTP/1.1 %d %s" % (status, reason_phrase(status))
