@@ -193,6 +193,29 @@ def test_no_100_continue_when_app_answers_without_reading() -> None:
     assert conn.closed  # the unread body makes the connection unusable
 
 
+def test_every_scope_key_is_set_and_owned_by_its_request() -> None:
+    """Scopes are copied from a template: each request's has every ASGI key set (none left
+    as the template's placeholder) and its own headers, state and extensions."""
+    conn = make_connection()
+    conn.receive_data(b"GET /1?q HTTP/1.1\r\nHost: a\r\n\r\n", now=0.0)
+    [first] = conn.pop_new_streams()
+    respond(first, b"one")
+    conn.receive_data(b"GET /2 HTTP/1.1\r\nHost: b\r\n\r\n", now=0.0)
+    [second] = conn.pop_new_streams()
+    for stream in (first, second):
+        assert list(stream.scope) == [
+            "type", "asgi", "http_version", "method", "scheme", "path", "raw_path",
+            "query_string", "root_path", "headers", "client", "server", "state", "extensions",
+        ]  # fmt: skip
+        assert all(value is not None for value in stream.scope.values())
+    for key in ("headers", "state", "extensions"):
+        assert first.scope[key] is not second.scope[key]  # type: ignore[literal-required]
+    assert (first.scope["headers"], second.scope["headers"]) == (
+        [(b"host", b"a")],
+        [(b"host", b"b")],
+    )
+
+
 def test_pipelined_requests_are_answered_in_order() -> None:
     conn = make_connection()
     conn.receive_data(

@@ -46,22 +46,27 @@ if TYPE_CHECKING:
     from .core_settings import CoreSettings
 
 ASGI_VERSIONS: ASGIVersions = {"spec_version": "2.4", "version": "3.0"}
-# An HTTP scope's keys in their order, with the values every request shares.
+# An HTTP scope's keys in their order, with the values every request shares; the others are
+# set per request (None here: a value left unset must not be a list or dict shared by all).
 _SCOPE_TEMPLATE: dict[str, Any] = {
     "type": "http",
     "asgi": ASGI_VERSIONS,
-    "http_version": "",
-    "method": "",
-    "scheme": "",
-    "path": "",
-    "raw_path": b"",
-    "query_string": b"",
-    "root_path": "",
-    "headers": [],
-    "client": None,
-    "server": None,
-    "state": {},
-    "extensions": {},
+    **dict.fromkeys(
+        (
+            "http_version",
+            "method",
+            "scheme",
+            "path",
+            "raw_path",
+            "query_string",
+            "root_path",
+            "headers",
+            "client",
+            "server",
+            "state",
+            "extensions",
+        )
+    ),
 }
 _DISCONNECT = {"type": "http.disconnect"}
 _DEFAULT_NAMES = frozenset((b"date", b"server", b"alt-svc"))  # Config.response_headers
