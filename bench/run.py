@@ -57,21 +57,28 @@ def our_python() -> Path:
     if PURE:
         _ours = pure
         return pure
-    # The build needs mypy (mypyc) and every import of the package, to type-check it.
-    build = ["mypy>=1.10", "setuptools>=77", "wheel", "-e", f"{ROOT}[fast,trio,reload]"]
-    subprocess.run([str(pure), "-m", "pip", "install", "-q", *build], check=True)
-    dist = VENVS / "dist"
-    shutil.rmtree(dist, ignore_errors=True)
-    shutil.rmtree(ROOT / "build", ignore_errors=True)  # (a stale build/lib.* ships old modules)
-    wheel = [str(pure), "-m", "pip", "wheel", "-q", "--no-build-isolation", "--no-deps"]
-    env = dict(os.environ, HYPERCORN_COMPILE="1")
-    subprocess.run([*wheel, "-w", str(dist), str(ROOT)], check=True, env=env)
-    (built,) = dist.glob("hypercorn-*.whl")
+    built = compiled_wheel(ROOT, VENVS / "dist")
     compiled = venv_python("hypercorn-compiled")
     install = [str(compiled), "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps"]
     subprocess.run([*install, str(built)], check=True)
     _ours = compiled
     return compiled
+
+
+def compiled_wheel(source: Path, dist: Path) -> Path:
+    """The compiled wheel (HYPERCORN_COMPILE=1) of the source tree ``source``, built into
+    ``dist`` (emptied first) by the pure-Python virtualenv."""
+    pure = venv_python("hypercorn")
+    # The build needs mypy (mypyc) and every import of the package, to type-check it.
+    build = ["mypy>=1.10", "setuptools>=77", "wheel", "-e", f"{ROOT}[fast,trio,reload]"]
+    subprocess.run([str(pure), "-m", "pip", "install", "-q", *build], check=True)
+    shutil.rmtree(dist, ignore_errors=True)
+    shutil.rmtree(source / "build", ignore_errors=True)  # (a stale build/lib.* ships old modules)
+    wheel = [str(pure), "-m", "pip", "wheel", "-q", "--no-build-isolation", "--no-deps"]
+    env = dict(os.environ, HYPERCORN_COMPILE="1")
+    subprocess.run([*wheel, "-w", str(dist), str(source)], check=True, env=env)
+    (built,) = dist.glob("hypercorn-*.whl")
+    return built
 
 
 def python_version() -> str:
@@ -262,10 +269,15 @@ def wait_listening(port: int, timeout: float = 30) -> None:
 
 
 @contextlib.contextmanager
-def running(command: list[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+def running(
+    command: list[str], port: int, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """The server ``command`` pinned to CPU 0, listening on ``port``; stopped on exit."""
     server = subprocess.Popen(
-        ["taskset", "-c", "0", *command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        ["taskset", "-c", "0", *command],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
     )
     try:
         wait_listening(port)
