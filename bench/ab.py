@@ -1,9 +1,10 @@
 """This server's compiled build at two or more git revisions, timed side by side: has a change
-made it faster? Each revision is built once (cached by commit under bench/.venvs/ab/; ``.``,
-the working tree with its uncommitted changes, is rebuilt on every run), then the builds take
-turns, round after round, in a rotating order, so that the machine's drift falls on all of
-them alike. Reported per build: the median and best of its rounds and its speed relative to
-the first build, both as the ratio of medians and as the median of the per-round ratios.
+made it faster? Each revision is built once (cached by commit and Python version in
+bench/.venvs/ab/; ``.``, the working tree with its uncommitted changes, is rebuilt on every
+run), then the builds take turns, round after round, in a rotating order, so that the
+machine's drift falls on all of them alike. Reported per build: the median and best of its
+rounds and its speed relative to the first build, both as the ratio of medians and as the
+median of the per-round ratios.
 
     python bench/ab.py [--python python3.12] [--rounds 10] [--mode micro|wrk|instructions]
         [--micro-args="--h2"] REV [REV ...]
@@ -53,12 +54,13 @@ def commit_of(rev: str) -> str:
 
 def build(rev: str) -> Path:
     """A directory to put on PYTHONPATH that holds revision ``rev``'s compiled build."""
+    version = run.python_version()  # (a build is for one interpreter)
     if rev == ".":
-        target, source, scratch = BUILDS / "worktree", ROOT, None
+        target, source, scratch = BUILDS / f"worktree-{version}", ROOT, None
         shutil.rmtree(target, ignore_errors=True)
     else:
         commit = commit_of(rev)
-        target = BUILDS / commit[:12]
+        target = BUILDS / f"{commit[:12]}-{version}"
         if (target / "hypercorn").is_dir():
             return target
         scratch = tempfile.TemporaryDirectory(prefix="hypercorn-ab-")
