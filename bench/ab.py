@@ -35,9 +35,18 @@ from io import BytesIO
 from pathlib import Path
 
 import run
-from run import ROOT, VENVS, compiled_wheel, free_port, running, venv_python
+from run import (
+    HERE,
+    RATE,
+    ROOT,
+    VENVS,
+    compiled_wheel,
+    free_port,
+    hypercorn_command,
+    running,
+    venv_python,
+)
 
-HERE = Path(__file__).resolve().parent
 BUILDS = VENVS / "ab"
 
 
@@ -122,16 +131,16 @@ def instructions(path: Path, extra: list[str]) -> float:
 
 
 def wrk(path: Path, duration: int) -> float:
+    """The keep-alive scenario of ``make bench`` against the build in ``path``."""
     port = free_port()
-    python = str(venv_python("hypercorn-compiled"))
-    command = [python, "-m", "hypercorn", "-w", "0", "-k", "uvloop", "-b", f"127.0.0.1:{port}"]
-    command += ["--app-dir", str(HERE / "apps"), "hello:app"]
-    load = ["taskset", "-c", "1", "wrk", "-t1", "-c64"]
-    url = f"http://127.0.0.1:{port}/"
+    command = hypercorn_command(venv_python("hypercorn-compiled"), port)
+    load = run.wrk("/", 64)
     with running(command, port, environment(path)):
-        subprocess.run([*load, "-d1s", url], capture_output=True)  # warm-up
-        out = subprocess.run([*load, f"-d{duration}s", url], capture_output=True, text=True).stdout
-    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+        subprocess.run(["taskset", "-c", "1", *load(port, 1)], capture_output=True)  # warm-up
+        out = subprocess.run(
+            ["taskset", "-c", "1", *load(port, duration)], capture_output=True, text=True
+        ).stdout
+    match = re.search(RATE["wrk"], out)
     if match is None or float(match.group(1)) == 0:
         sys.exit(f"ab: wrk measured nothing against the build in {path}:\n{out}")
     return float(match.group(1))

@@ -126,25 +126,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def hypercorn_command(python: Path, port: int, wsgi: bool = False) -> list[str]:
+    """This server as the benchmark runs it, on the interpreter ``python``."""
+    module = "wsgi:hello_wsgi:app" if wsgi else "hello:app"
+    listen = ["-w", "0", "-k", "uvloop", "-b", f"127.0.0.1:{port}"]
+    return [str(python), "-m", "hypercorn", *listen, "--app-dir", str(HERE / "apps"), module]
+
+
 def commands(port: int, wsgi: bool = False) -> dict[str, list[str]]:
     ours = our_python()
     module = "hello_wsgi:app" if wsgi else "hello:app"
     apps = str(HERE / "apps")
     return {
-        "hypercorn": [
-            str(ours),
-            "-m",
-            "hypercorn",
-            "-w",
-            "0",
-            "-k",
-            "uvloop",
-            "-b",
-            f"127.0.0.1:{port}",
-            "--app-dir",
-            apps,
-            f"wsgi:{module}" if wsgi else module,
-        ],
+        "hypercorn": hypercorn_command(ours, port, wsgi),
         "uvicorn": [
             str(venv_python("uvicorn")),
             "-m",
